@@ -1,0 +1,39 @@
+"""Shared test configuration.
+
+Async tests are marked ``@pytest.mark.anyio`` and run, through anyio's own pytest
+plugin, once per backend below: the default asyncio loop, asyncio on uvloop, and
+trio. ``tests/test_backends.py`` checks that each backend is really the one named.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import sys
+
+import pytest
+
+_HAS_UVLOOP = sys.platform != "win32" and importlib.util.find_spec("uvloop") is not None
+
+
+@pytest.fixture(
+    scope="module",
+    params=[
+        pytest.param(("asyncio", {}), id="asyncio"),
+        # anyio >= 4 takes use_uvloop=True and passes uvloop.new_event_loop as
+        # asyncio.Runner's loop_factory (no global event-loop policy is changed).
+        pytest.param(
+            ("asyncio", {"use_uvloop": True}),
+            id="uvloop",
+            marks=pytest.mark.skipif(not _HAS_UVLOOP, reason="uvloop is not installed"),
+        ),
+        pytest.param(("trio", {}), id="trio"),
+    ],
+)
+def anyio_backend(request: pytest.FixtureRequest) -> tuple[str, dict[str, object]]:
+    """The async backend an ``anyio``-marked test runs on: ``(name, options)``.
+
+    Module-scoped, like anyio's default fixture, so module-scoped async fixtures
+    work and the tests of a module share one event loop per backend.
+    """
+    backend: tuple[str, dict[str, object]] = request.param
+    return backend
