@@ -11,13 +11,14 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable
 from types import TracebackType
-from typing import Final
+from typing import ClassVar
 
 from . import _timer
 from ._errors import AggregateError, InvalidOperationError, OperationCanceledError
 from ._util import check_callable, check_timeout
 
 __all__ = ["CancellationToken", "CancellationTokenRegistration", "CancellationTokenSource"]
+
 
 class CancellationTokenRegistration:
     """Handle returned by :meth:`CancellationToken.register`; ``unregister()`` removes it."""
@@ -34,7 +35,7 @@ class CancellationTokenRegistration:
         if source is None:
             return False
         self._source = None
-        return source._unregister(self._key)  # noqa: SLF001
+        return source._unregister(self._key)
 
     def __enter__(self) -> CancellationTokenRegistration:
         return self
@@ -51,7 +52,7 @@ class CancellationToken:
     """
 
     __slots__ = ("_source",)
-    NONE: Final[CancellationToken]  # set below
+    NONE: ClassVar[CancellationToken]  # set below
 
     def __init__(self, source: CancellationTokenSource | None = None) -> None:
         self._source = source
@@ -60,7 +61,7 @@ class CancellationToken:
     def is_cancellation_requested(self) -> bool:
         """True once the source has been canceled."""
         source = self._source
-        return source is not None and source._canceled  # noqa: SLF001
+        return source is not None and source._canceled
 
     @property
     def can_be_canceled(self) -> bool:
@@ -76,12 +77,12 @@ class CancellationToken:
         source = self._source
         if source is None:
             return CancellationTokenRegistration(None, 0)
-        return source._register(callback)  # noqa: SLF001
+        return source._register(callback)
 
     def throw_if_cancellation_requested(self) -> None:
         """Raise :class:`OperationCanceledError` carrying this token if it is canceled."""
         source = self._source
-        if source is not None and source._canceled:  # noqa: SLF001
+        if source is not None and source._canceled:
             raise OperationCanceledError(token=self)
 
     def wait(self, timeout: float | None = None) -> bool:
@@ -97,7 +98,7 @@ class CancellationToken:
                 raise InvalidOperationError("CancellationToken.NONE is never canceled")
             threading.Event().wait(seconds)
             return False
-        return source._event().wait(seconds)  # noqa: SLF001
+        return source._event().wait(seconds)
 
     def __eq__(self, other: object) -> bool:
         return isinstance(other, CancellationToken) and other._source is self._source
@@ -112,7 +113,7 @@ class CancellationToken:
         return f"<CancellationToken {state}>"
 
 
-CancellationToken.NONE = CancellationToken(None)  # type: ignore[misc]
+CancellationToken.NONE = CancellationToken(None)
 
 
 class CancellationTokenSource:

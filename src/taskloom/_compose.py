@@ -17,6 +17,7 @@ from ._scheduler import TaskScheduler
 from ._task import (
     _CANCELED,
     _FAULTED,
+    _NO_CREATION_OPTIONS,
     _RAN_TO_COMPLETION,
     F_COROUTINE,
     F_DENY_CHILD_ATTACH,
@@ -29,6 +30,7 @@ from ._task import (
     _new_promise,
     _resolve_scheduler,
     _SyncWaiter,
+    current_scheduler,
     from_future,
     is_coroutine_function,
     start_task,
@@ -50,10 +52,11 @@ __all__ = [
 T = TypeVar("T")
 
 _UNSET: Any = object()
+_NONE_TOKEN = CancellationToken.NONE
 
 
 def _coroutine_scheduler(scheduler: TaskScheduler | None) -> TaskScheduler:
-    hook = _task._coroutine_hook  # noqa: SLF001
+    hook = _task._coroutine_hook
     if hook is None:
         raise InvalidOperationError("the event-loop front end is not loaded")
     return hook(scheduler, None)
@@ -73,14 +76,15 @@ def run(
     coroutine function runs on the current event loop (or the loop scheduler
     given); from a thread with no loop it needs an explicit loop scheduler.
     """
-    check_callable(fn)
-    tok = _check_token(token)
+    if not callable(fn):
+        check_callable(fn)
+    tok = _NONE_TOKEN if token is None else _check_token(token)
     flags = F_DENY_CHILD_ATTACH | F_UNWRAP
     if is_coroutine_function(fn):
         sched = _coroutine_scheduler(scheduler)
         flags |= F_COROUTINE
     elif scheduler is None:
-        sched = TaskScheduler.default()
+        sched = TaskScheduler._default or TaskScheduler.default()
     else:
         sched = _resolve_scheduler(scheduler)
     return start_task(fn, args, token=tok, flags=flags, scheduler=sched)
@@ -102,12 +106,15 @@ def start_new(
     make it long-running, and so on. A coroutine function runs on an event
     loop, as with :func:`run`.
     """
-    check_callable(fn)
-    tok = _check_token(token)
-    flags = _creation_flags(options, "options")
+    if not callable(fn):
+        check_callable(fn)
+    tok = _NONE_TOKEN if token is None else _check_token(token)
+    flags = 0 if options is _NO_CREATION_OPTIONS else _creation_flags(options, "options")
     if is_coroutine_function(fn):
         sched = _coroutine_scheduler(scheduler)
         flags |= F_COROUTINE | F_UNWRAP
+    elif scheduler is None:
+        sched = current_scheduler()
     else:
         sched = _resolve_scheduler(scheduler)
     return start_task(fn, args, state=state, token=tok, flags=flags, scheduler=sched)
@@ -133,24 +140,28 @@ def delay(seconds: float, token: CancellationToken | None = None) -> Task[None]:
     value = check_timeout(seconds, "seconds")
     tok = _check_token(token)
     promise: Task[None] = _new_promise()
+    if tok.is_cancellation_requested:  # canceled first, even for a zero delay (as in TPL)
+        promise._token = tok
+        promise._complete(_CANCELED, None, None)
+        return promise
     if value is None:
         if not tok.can_be_canceled:
             return promise  # never completes
     elif value == 0:
-        promise._complete(_RAN_TO_COMPLETION, None, None)  # noqa: SLF001
+        promise._complete(_RAN_TO_COMPLETION, None, None)
         return promise
     handle = (
-        _timer.schedule(value, lambda: promise._complete(_RAN_TO_COMPLETION, None, None))  # noqa: SLF001
+        _timer.schedule(value, lambda: promise._complete(_RAN_TO_COMPLETION, None, None))
         if value is not None
         else None
     )
     if tok.can_be_canceled:
-        promise._token = tok  # noqa: SLF001
+        promise._token = tok
 
         def on_cancel() -> None:
             if handle is not None:
                 handle.cancel()
-            promise._complete(_CANCELED, None, None)  # noqa: SLF001
+            promise._complete(_CANCELED, None, None)
 
         registration = tok.register(on_cancel)
         promise.add_done_callback(lambda _t: registration.unregister())
@@ -158,7 +169,11 @@ def delay(seconds: float, token: CancellationToken | None = None) -> Task[None]:
 
 
 def _as_tasks(tasks: Iterable[Any]) -> list[Task[Any]]:
-    return [_ensure_task(t, f"tasks[{i}]") for i, t in enumerate(tasks)]
+    items = list(tasks)
+    for i, t in enumerate(items):
+        if type(t) is not Task:
+            items[i] = _ensure_task(t, f"tasks[{i}]")
+    return items
 
 
 def _raise_outcome(tasks: list[Task[Any]]) -> None:
@@ -166,10 +181,10 @@ def _raise_outcome(tasks: list[Task[Any]]) -> None:
     excs: list[BaseException] = []
     canceled: Task[Any] | None = None
     for t in tasks:
-        status = t._status  # noqa: SLF001
+        status = t._status
         if status == _FAULTED:
-            t._mark_observed()  # noqa: SLF001
-            excs.extend(t._excs or ())  # noqa: SLF001
+            t._mark_observed()
+            excs.extend(t._excs or ())
         elif status == _CANCELED and canceled is None:
             canceled = t
     if len(excs) == 1:
@@ -196,11 +211,18 @@ def wait_all(
         _check_token(token)
     items = _as_tasks(tasks)
     deadline = None if seconds is None else time.monotonic() + seconds
+    all_succeeded = True
     for t in items:
-        remaining = None if deadline is None else max(0.0, deadline - time.monotonic())
-        if not t._wait_core(remaining, token):  # noqa: SLF001
-            return False
-    _raise_outcome(items)
+        status = t._status
+        if status < _RAN_TO_COMPLETION:
+            remaining = None if deadline is None else max(0.0, deadline - time.monotonic())
+            if not t._wait_core(remaining, token):
+                return False
+            status = t._status
+        if status != _RAN_TO_COMPLETION:
+            all_succeeded = False
+    if not all_succeeded:
+        _raise_outcome(items)
     return True
 
 
@@ -223,7 +245,7 @@ def wait_any(
     tok.throw_if_cancellation_requested()
     waiter = _SyncWaiter()
     for t in items:
-        t._add_continuation(waiter)  # noqa: SLF001
+        t._add_continuation(waiter)
     registration = tok.register(waiter) if tok.can_be_canceled else None
     try:
         waiter.lock.acquire(True, -1 if seconds is None else seconds)
@@ -231,7 +253,7 @@ def wait_any(
         if registration is not None:
             registration.unregister()
         for t in items:
-            t._remove_continuation(waiter)  # noqa: SLF001
+            t._remove_continuation(waiter)
     for i, t in enumerate(items):
         if t.done():
             return i
@@ -261,7 +283,7 @@ class _AllCompleted:
             self.remaining -= 1
             if self.remaining:
                 return
-        self.promise._complete(_RAN_TO_COMPLETION, list(self.tasks), None)  # noqa: SLF001
+        self.promise._complete(_RAN_TO_COMPLETION, list(self.tasks), None)
 
 
 class TaskFactory:
@@ -270,7 +292,7 @@ class TaskFactory:
     Every argument left out of a call takes the factory's default::
 
         factory = tl.TaskFactory(token=cts.token, scheduler=limited)
-        t = factory.start_new(work, 1)            # cts.token, on `limited`
+        t = factory.start_new(work, 1)  # cts.token, on `limited`
         done = factory.continue_when_all([t], lambda ts: len(ts))
     """
 
@@ -383,7 +405,7 @@ class TaskFactory:
         promise: Task[list[Task[Any]]] = _new_promise()
         counter = _AllCompleted(promise, items)
         for t in items:
-            t._add_continuation(counter)  # noqa: SLF001
+            t._add_continuation(counter)
         return self._continue(promise, fn, args, token, options, scheduler)
 
     def continue_when_any(

@@ -70,12 +70,12 @@ class TaskCanceledError(OperationCanceledError, concurrent.futures.CancelledErro
         token: CancellationToken | None = None,
     ) -> None:
         if token is None and task is not None:
-            token = task._token  # noqa: SLF001 - the token the task was canceled with
+            token = task._token
         super().__init__(message or "A task was canceled.", token)
         self.task: Task[Any] | None = task
 
 
-class AggregateError(ExceptionGroup):  # type: ignore[type-arg]
+class AggregateError(ExceptionGroup[Exception]):
     """Several exceptions from one operation, such as a task and its attached children.
 
     Built like :class:`ExceptionGroup`: ``AggregateError(message, exceptions)``.
@@ -97,7 +97,7 @@ class AggregateError(ExceptionGroup):  # type: ignore[type-arg]
     @property
     def inner_exceptions(self) -> tuple[Exception, ...]:
         """The exceptions directly inside this aggregate (TPL's ``InnerExceptions``)."""
-        return tuple(self.exceptions)  # type: ignore[arg-type]
+        return tuple(self.exceptions)
 
     def flatten(self) -> AggregateError:
         """Return one aggregate holding every non-aggregate exception, nested ones merged."""
@@ -121,9 +121,9 @@ class AggregateError(ExceptionGroup):  # type: ignore[type-arg]
         """
         if not callable(predicate):
             raise TypeError(f"predicate must be callable, not {type(predicate).__name__}")
-        unhandled = [e for e in self.flatten().exceptions if not predicate(e)]  # type: ignore[arg-type]
+        unhandled = [e for e in self.flatten().exceptions if not predicate(e)]
         if unhandled:
-            raise AggregateError(self.message, unhandled)  # type: ignore[arg-type]
+            raise AggregateError(self.message, unhandled)
 
 
 class WorkerCrashedError(TaskloomError):

@@ -44,7 +44,7 @@ _drainer = _Drainer()
 
 
 class LimitedConcurrencyScheduler(TaskScheduler):
-    """Runs its tasks on ``inner`` (default: the default scheduler), at most ``max_concurrency`` at once.
+    """Runs its tasks on ``inner`` (default: the default scheduler), at most N at once.
 
     ::
 
@@ -54,9 +54,7 @@ class LimitedConcurrencyScheduler(TaskScheduler):
 
     def __init__(self, max_concurrency: int, inner: TaskScheduler | None = None) -> None:
         if isinstance(max_concurrency, bool) or not isinstance(max_concurrency, int):
-            raise TypeError(
-                f"max_concurrency must be an int, not {type(max_concurrency).__name__}"
-            )
+            raise TypeError(f"max_concurrency must be an int, not {type(max_concurrency).__name__}")
         if max_concurrency < 1:
             raise ValueError(f"max_concurrency must be >= 1, got {max_concurrency}")
         if inner is not None and not isinstance(inner, TaskScheduler):

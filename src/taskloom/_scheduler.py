@@ -15,7 +15,7 @@ import sys
 import threading
 from collections.abc import Callable
 from types import TracebackType
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar, Self
 
 from . import _context
 from ._errors import InvalidOperationError
@@ -50,6 +50,7 @@ class TaskScheduler(abc.ABC):
                 return not task_was_previously_queued and self.try_execute_task(task)
     """
 
+    _scheduler_id: int
     _default: ClassVar[TaskScheduler | None] = None
     _default_factory: ClassVar[Callable[[], TaskScheduler] | None] = None
     _default_lock: ClassVar[threading.Lock] = threading.Lock()
@@ -59,7 +60,7 @@ class TaskScheduler(abc.ABC):
     def __new__(cls, *args: Any, **kwargs: Any) -> TaskScheduler:
         self = super().__new__(cls)
         with _ids_lock:
-            self.__id = next(_ids)
+            self._scheduler_id = next(_ids)
         return self
 
     # -- the two methods a scheduler must provide -------------------------------
@@ -89,11 +90,11 @@ class TaskScheduler(abc.ABC):
         The one way a scheduler runs a task. Returns False if the task was
         already run, inlined elsewhere or canceled.
         """
-        if task._scheduler is not self:  # noqa: SLF001
+        if task._scheduler is not self:
             raise InvalidOperationError(
                 "try_execute_task: the task was not queued to this scheduler"
             )
-        return task._execute()  # noqa: SLF001
+        return task._execute()
 
     @property
     def maximum_concurrency_level(self) -> int:
@@ -103,16 +104,16 @@ class TaskScheduler(abc.ABC):
     @property
     def id(self) -> int:
         """A unique positive integer identifying this scheduler."""
-        return self.__id
+        return self._scheduler_id
 
     def statistics(self) -> SchedulerStatistics:
         """A frozen snapshot of this scheduler's counters."""
         return SchedulerStatistics(self.id, self.maximum_concurrency_level)
 
-    def shutdown(self, wait: bool = True) -> None:
+    def shutdown(self, wait: bool = True) -> None:  # noqa: B027 - optional hook
         """Release the scheduler's threads or processes (nothing to do by default)."""
 
-    def __enter__(self) -> TaskScheduler:
+    def __enter__(self) -> Self:
         return self
 
     def __exit__(
@@ -152,9 +153,9 @@ class TaskScheduler(abc.ABC):
         A task created with ``HIDE_SCHEDULER`` makes ``current()`` return the
         default inside its body.
         """
-        task = _context.local.task
+        task: Task[Any] | None = _context.local.task
         if task is not None:
-            scheduler = task._ambient_scheduler()  # noqa: SLF001
+            scheduler = task._ambient_scheduler()
             if scheduler is not None:
                 return scheduler
         return cls.default()

@@ -23,6 +23,7 @@ Methods that ``wait()`` calls while holding that lock (``cancelled()``,
 
 from __future__ import annotations
 
+import _thread
 import concurrent.futures
 import contextvars
 import inspect
@@ -30,7 +31,7 @@ import itertools
 import logging
 import threading
 from collections.abc import Callable, Generator, Iterable, Sequence
-from typing import TYPE_CHECKING, Any, Generic, TypeVar, cast
+from typing import Any, Generic, TypeVar, cast
 
 from . import _context
 from ._cancellation import CancellationToken, CancellationTokenRegistration
@@ -41,11 +42,9 @@ from ._errors import (
     OperationCanceledError,
     TaskCanceledError,
 )
+from ._scheduler import TaskScheduler
 from ._unobserved import ExceptionHolder
 from ._util import check_callable, check_enum, check_timeout
-
-if TYPE_CHECKING:
-    from ._scheduler import TaskScheduler
 
 __all__ = [
     "Task",
@@ -90,17 +89,25 @@ F_VALUE_BASED = 1 << 10  # a then() continuation: fn(result, ...)
 F_PROMISE = 1 << 11  # no body: completed from outside (completion source, when_*)
 F_EXECUTE_SYNCHRONOUSLY = 1 << 12
 F_COROUTINE = 1 << 13  # the body is a coroutine function (run on an event loop)
+# Set once the task has a parent, a token registration, concurrent.futures waiters or
+# attached children: completion then takes the slower path that handles them.
+F_RARE = 1 << 14
 F_NOT_ON_RAN = 1 << 16
 F_NOT_ON_FAULTED = 1 << 17
 F_NOT_ON_CANCELED = 1 << 18
 
 _CREATION_MASK = 0xFF
+_FILTER_FLAGS = F_NOT_ON_RAN | F_NOT_ON_FAULTED | F_NOT_ON_CANCELED | F_LAZY_CANCELLATION
 
 # A blocking wait or a synchronous continuation may run a task on the waiting
 # thread's stack. Each level costs several Python frames; beyond this depth the
 # task is queued instead, so nesting never reaches the recursion limit.
 MAX_INLINE_DEPTH = 40
 
+_NONE_TOKEN = CancellationToken.NONE
+_allocate_lock = _thread.allocate_lock
+_local = _context.local
+_copy_context = contextvars.copy_context
 _id_counter = itertools.count(1)
 _id_lock = threading.Lock()
 
@@ -133,10 +140,16 @@ class _SyncWaiter:
 
 def is_coroutine_function(fn: object) -> bool:
     """``inspect.iscoroutinefunction`` with a fast path for plain functions."""
-    code = getattr(fn, "__code__", None)
-    if code is not None and not hasattr(fn, "_is_coroutine_marker"):
-        return bool(code.co_flags & inspect.CO_COROUTINE)
+    if type(fn) is _FunctionType:
+        if fn.__code__.co_flags & _CO_COROUTINE:
+            return True
+        if getattr(fn, "_is_coroutine_marker", None) is None:  # inspect.markcoroutinefunction
+            return False
     return inspect.iscoroutinefunction(fn)
+
+
+_FunctionType = type(is_coroutine_function)
+_CO_COROUTINE = inspect.CO_COROUTINE
 
 
 def _is_task_like(obj: object) -> bool:
@@ -164,7 +177,7 @@ def _ensure_task(obj: object, name: str) -> Task[Any]:
     )
 
 
-class Task(concurrent.futures.Future[T]):  # type: ignore[misc]
+class Task(concurrent.futures.Future[T]):
     """A unit of work with a result: TPL's ``Task<T>``, PPL's ``task<T>``, a ``Future``.
 
     ``Task(fn, *args)`` makes a *cold* task; ``start()`` queues it. Most code uses
@@ -178,6 +191,9 @@ class Task(concurrent.futures.Future[T]):  # type: ignore[misc]
     ``asyncio.wrap_future`` accept it) and is awaitable on asyncio, uvloop and trio.
     """
 
+    # Fields every task uses live in slots; the rarely used ones below are class-level
+    # defaults, set in the instance __dict__ only by the tasks that need them, so a
+    # plain task carries no dict at all.
     __slots__ = (
         # Guards every status transition and _conts. Never held while user code runs.
         "_lock",
@@ -185,32 +201,47 @@ class Task(concurrent.futures.Future[T]):  # type: ignore[misc]
         "_status",
         # _CREATION_MASK bits of TaskCreationOptions plus the F_* flags above.
         "_flags",
-        # The body and its arguments; cleared once the body has run.
+        # The body and its arguments; cleared once the task completes.
         "_fn",
         "_args",
         # contextvars.Context copied when the task was created (None for promises).
         "_ctx",
-        "_async_state",
         "_token",
-        # Where the task was queued; set once, before queue_task.
+        # Where the task was queued; set before queue_task.
         "_scheduler",
-        # Result once RAN_TO_COMPLETION; once FAULTED, the cached exception() object.
+        # Result once RAN_TO_COMPLETION; once FAULTED/CANCELED, the cached error.
         "_result",
-        # Exceptions once FAULTED (or pending from attached children).
-        "_excs",
-        # ExceptionHolder while a fault is unobserved (see _unobserved).
-        "_holder",
         # None, one continuation, or a list of them; None after completion.
         "_conts",
-        # Attached parent (or None) and the number of attached children still running.
-        "_parent",
-        "_children",
-        # Antecedent of a continuation until it is activated.
-        "_antecedent",
-        "_token_reg",
-        "_cf_waiters",
-        "_id",
     )
+
+    # (Annotations only: the slots above hold these.)
+    _lock: _thread.LockType
+    _status: int
+    _flags: int
+    _fn: Callable[..., Any] | None
+    _args: tuple[Any, ...] | None
+    _ctx: contextvars.Context | None
+    _token: CancellationToken
+    _scheduler: TaskScheduler | None
+    _result: Any
+    _conts: Any
+
+    _async_state: Any = None
+    # Exceptions once FAULTED (or gathered from attached children while they run).
+    _excs: list[BaseException] | None = None
+    # ExceptionHolder while a fault is unobserved (see _unobserved).
+    _holder: ExceptionHolder | None = None
+    # Attached parent, and the number of attached children still running (written
+    # under _lock; only the body's own thread can add children, so once the body has
+    # returned the count can only fall).
+    _parent: Task[Any] | None = None
+    _children: int = 0
+    _token_reg: CancellationTokenRegistration | None = None
+    _cf_waiters: list[Any] | None = None
+    _id: int = 0
+    # The operands of a when_all/when_any promise (for & and | flattening).
+    _parts: tuple[Any, ...] | None = None
 
     # -- construction ---------------------------------------------------------------
 
@@ -337,7 +368,7 @@ class Task(concurrent.futures.Future[T]):  # type: ignore[misc]
         :class:`AggregateError` (several), or :class:`TaskCanceledError`.
         """
         if self._status != _RAN_TO_COMPLETION:
-            seconds = check_timeout(timeout)
+            seconds = None if timeout is None else check_timeout(timeout)
             if not self._wait_core(seconds, None):
                 raise TimeoutError(f"{self!r} did not complete within {timeout} seconds")
             if self._status != _RAN_TO_COMPLETION:
@@ -377,7 +408,7 @@ class Task(concurrent.futures.Future[T]):  # type: ignore[misc]
             if len(excs) == 1:
                 err = excs[0]
             else:
-                err = AggregateError("One or more errors occurred.", excs)
+                err = AggregateError("One or more errors occurred.", excs)  # type: ignore[arg-type]
             self._result = err
         return cast(BaseException, err)
 
@@ -388,7 +419,7 @@ class Task(concurrent.futures.Future[T]):  # type: ignore[misc]
             return None
         if self._result is not None:
             return cast(BaseException, self._result)
-        return excs[0] if len(excs) == 1 else AggregateError("One or more errors occurred.", excs)
+        return excs[0] if len(excs) == 1 else AggregateError("One or more errors occurred.", excs)  # type: ignore[arg-type]
 
     def _mark_observed(self) -> None:
         holder = self._holder
@@ -420,7 +451,7 @@ class Task(concurrent.futures.Future[T]):  # type: ignore[misc]
             return True
         return self._status == _CANCELED
 
-    def add_done_callback(self, fn: Callable[[Task[T]], object]) -> None:  # type: ignore[override]
+    def add_done_callback(self, fn: Callable[[Task[T]], object]) -> None:
         """Call ``fn(task)`` when the task completes (at once if it already has).
 
         Runs on the completing thread; exceptions are logged on ``taskloom``.
@@ -440,17 +471,21 @@ class Task(concurrent.futures.Future[T]):  # type: ignore[misc]
             self._status = _RUNNING
         return True
 
-    def set_result(self, result: T) -> None:  # type: ignore[override]
+    def set_result(self, result: T) -> None:
         """Complete a promise task (a completion source's task) with ``result``."""
         if not self._flags & F_PROMISE:
-            raise InvalidOperationError("use a TaskCompletionSource to complete a task from outside")
+            raise InvalidOperationError(
+                "use a TaskCompletionSource to complete a task from outside"
+            )
         if not self._complete(_RAN_TO_COMPLETION, result, None):
             raise InvalidOperationError(f"{self!r} has already completed")
 
     def set_exception(self, exception: BaseException | None) -> None:
         """Fault a promise task (a completion source's task) with ``exception``."""
         if not self._flags & F_PROMISE:
-            raise InvalidOperationError("use a TaskCompletionSource to complete a task from outside")
+            raise InvalidOperationError(
+                "use a TaskCompletionSource to complete a task from outside"
+            )
         if not isinstance(exception, BaseException):
             raise TypeError(f"exception must be an exception, not {type(exception).__name__}")
         if not self._complete(_FAULTED, None, [exception]):
@@ -467,7 +502,7 @@ class Task(concurrent.futures.Future[T]):  # type: ignore[misc]
         status = self._status
         if status >= _RAN_TO_COMPLETION:
             return "CANCELLED_AND_NOTIFIED" if status == _CANCELED else "FINISHED"
-        if status == _RUNNING or status == _WAITING_FOR_CHILDREN:
+        if status in (_RUNNING, _WAITING_FOR_CHILDREN):
             return "RUNNING"
         return "PENDING"
 
@@ -477,7 +512,8 @@ class Task(concurrent.futures.Future[T]):  # type: ignore[misc]
         waiters = self._cf_waiters
         if waiters is None:
             waiters = self._cf_waiters = []
-        return cast(list[Any], waiters)
+            self._flags |= F_RARE  # under _lock, like every later write of _flags
+        return waiters
 
     # -- continuations --------------------------------------------------------------------
 
@@ -499,8 +535,11 @@ class Task(concurrent.futures.Future[T]):  # type: ignore[misc]
         ``TaskScheduler.current()`` at this call. A coroutine function runs on an
         event loop (``scheduler`` or the loop this task's creator ran on).
         """
-        check_callable(fn)
-        flags = _continuation_flags(options)
+        if not callable(fn):
+            check_callable(fn)
+        flags = (
+            F_CONTINUATION if options is _NO_CONTINUATION_OPTIONS else _continuation_flags(options)
+        )
         return _make_continuation(self, fn, args, token, flags, scheduler, state)
 
     def then(
@@ -558,7 +597,7 @@ class Task(concurrent.futures.Future[T]):  # type: ignore[misc]
         """What ``TaskScheduler.current()`` returns inside this task's body."""
         if self._flags & F_HIDE_SCHEDULER:
             return None
-        return cast("TaskScheduler | None", self._scheduler)
+        return self._scheduler
 
     def _start_running(self) -> bool:
         """WAITING_TO_RUN -> RUNNING; False if the task was canceled or claimed elsewhere.
@@ -579,25 +618,42 @@ class Task(concurrent.futures.Future[T]):  # type: ignore[misc]
         return True
 
     def _execute(self) -> bool:
-        """Run the body on this thread (via ``TaskScheduler.try_execute_task``)."""
-        if not self._start_running():
-            return False
-        local = _context.local
+        """Run the body on this thread (via ``TaskScheduler.try_execute_task``).
+
+        The hot path: one lock round-trip to claim the task, the body, one to complete.
+        """
+        self._lock.acquire()  # (acquire/release: a `with` costs twice as much)
+        try:
+            if self._status != _WAITING_TO_RUN:
+                return False
+            self._status = _RUNNING
+        finally:
+            self._lock.release()
+        if self._flags & F_RARE:
+            parent = self._parent
+            if parent is not None and parent._token.is_cancellation_requested:
+                # The parent was canceled before this attached child started: never run it.
+                self._finish_body_canceled(parent._token)
+                return False
+        local = _local
         previous = local.task
         local.task = self
         try:
-            ctx = self._ctx
-            if ctx is not None:
-                result = ctx.run(self._fn, *self._args)  # type: ignore[misc]
-            else:
-                result = self._fn(*self._args)  # type: ignore[misc]
+            result = self._ctx.run(self._fn, *self._args)  # type: ignore[union-attr,misc,arg-type]
         except BaseException as exc:  # noqa: BLE001 - a task records every failure
             local.task = previous
             self._finish_body_error(exc)
         else:
             local.task = previous
-            if self._flags & F_UNWRAP and result is not None and _is_task_like(result):
-                self._unwrap_into(result)
+            flags = self._flags
+            if not flags & (F_UNWRAP | F_RARE):
+                self._complete(_RAN_TO_COMPLETION, result, None)  # the common case
+            elif flags & F_UNWRAP and result is not None and _is_task_like(result):
+                if flags & F_COROUTINE:
+                    # The coroutine starts on its loop in (a copy of) the task's context.
+                    self._ctx.run(self._unwrap_into, result)  # type: ignore[union-attr]
+                else:
+                    self._unwrap_into(result)
             else:
                 self._finish_body(result, None)
         return True
@@ -616,7 +672,17 @@ class Task(concurrent.futures.Future[T]):  # type: ignore[misc]
 
     def _finish_body(self, result: Any, exc: BaseException | None) -> None:
         """The body is over: complete now, or wait for attached children."""
-        with self._lock:
+        if self._children == 0 and self._excs is None:
+            # No child attached (none can attach any more): complete directly.
+            if exc is not None:
+                self._complete(_FAULTED, None, [exc])
+            elif result is _CANCELED_MARK:
+                self._complete(_CANCELED, None, None)
+            else:
+                self._complete(_RAN_TO_COMPLETION, result, None)
+            return
+        self._lock.acquire()  # (acquire/release: a `with` costs twice as much)
+        try:
             if self._children:
                 self._status = _WAITING_FOR_CHILDREN
                 self._result = result
@@ -627,6 +693,8 @@ class Task(concurrent.futures.Future[T]):  # type: ignore[misc]
                     else:
                         excs.insert(0, exc)
                 return
+        finally:
+            self._lock.release()
         if exc is not None:
             excs = self._excs
             self._complete(_FAULTED, None, [exc] if excs is None else [exc, *excs])
@@ -678,25 +746,43 @@ class Task(concurrent.futures.Future[T]):  # type: ignore[misc]
 
         Any thread may call it; the continuations it takes out run on this thread.
         """
-        with self._lock:
+        self._lock.acquire()  # (acquire/release: a `with` costs twice as much)
+        try:
             if self._status >= _RAN_TO_COMPLETION:
                 return False
             assert status >= _RAN_TO_COMPLETION
             self._status = status
-            self._result = result if status == _RAN_TO_COMPLETION else None
-            self._excs = excs
-            if status == _FAULTED:
-                # Set before the status is visible, so an early observer can clear it.
-                self._holder = ExceptionHolder(self)
             conts = self._conts
             self._conts = None
-            waiters = self._cf_waiters
-            waiters = list(waiters) if waiters else None
+            if status == _RAN_TO_COMPLETION:
+                self._result = result
+            else:
+                self._result = None
+                if excs is not None or self._excs is not None:
+                    self._excs = excs
+                if status == _FAULTED:
+                    # Set before the status is visible, so an early observer can clear it.
+                    self._holder = ExceptionHolder(self)
+            flags = self._flags
+            waiters = list(self._cf_waiters or ()) if flags & F_RARE else None
+        finally:
+            self._lock.release()
         self._fn = self._args = self._ctx = None
-        reg = self._token_reg
-        if reg is not None:
+        if flags & F_RARE:
+            self._complete_rare(status, waiters)
+        if conts is not None:
+            if type(conts) is list:
+                for cont in conts:
+                    self._run_continuation(cont)
+            else:
+                self._run_continuation(conts)
+        return True
+
+    def _complete_rare(self, status: int, waiters: list[Any] | None) -> None:
+        """The part of completion only tasks with F_RARE need."""
+        if self._token_reg is not None:
+            self._token_reg.unregister()
             self._token_reg = None
-            reg.unregister()
         if waiters:
             for waiter in waiters:
                 if status == _RAN_TO_COMPLETION:
@@ -709,13 +795,6 @@ class Task(concurrent.futures.Future[T]):  # type: ignore[misc]
         if parent is not None:
             self._parent = None
             parent._child_completed(self)
-        if conts is not None:
-            if type(conts) is list:
-                for cont in conts:
-                    self._run_continuation(cont)
-            else:
-                self._run_continuation(conts)
-        return True
 
     def _try_cancel(self) -> bool:
         """Cancel if not started yet (CREATED, WAITING_FOR_ACTIVATION or WAITING_TO_RUN)."""
@@ -726,12 +805,14 @@ class Task(concurrent.futures.Future[T]):  # type: ignore[misc]
     def _complete_if_not_started(
         self, status: int, result: Any, excs: list[BaseException] | None
     ) -> bool:
-        with self._lock:
+        self._lock.acquire()  # (acquire/release: a `with` costs twice as much)
+        try:
             if self._status > _WAITING_TO_RUN:
                 return False
             # Mark RUNNING so _complete's final transition is the only one possible.
             self._status = _RUNNING
-        self._antecedent = None
+        finally:
+            self._lock.release()
         return self._complete(status, result, excs)
 
     def _cancel_from_token(self) -> None:
@@ -741,7 +822,8 @@ class Task(concurrent.futures.Future[T]):  # type: ignore[misc]
 
     def _add_continuation(self, cont: Any) -> None:
         """Register ``cont`` (a continuation Task or a callable(task)); run now if done."""
-        with self._lock:
+        self._lock.acquire()  # (acquire/release: a `with` costs twice as much)
+        try:
             if self._status < _RAN_TO_COMPLETION:
                 conts = self._conts
                 if conts is None:
@@ -751,10 +833,13 @@ class Task(concurrent.futures.Future[T]):  # type: ignore[misc]
                 else:
                     self._conts = [conts, cont]
                 return
+        finally:
+            self._lock.release()
         self._run_continuation(cont)
 
     def _remove_continuation(self, cont: Any) -> None:
-        with self._lock:
+        self._lock.acquire()  # (acquire/release: a `with` costs twice as much)
+        try:
             conts = self._conts
             if conts is cont:
                 self._conts = None
@@ -763,6 +848,8 @@ class Task(concurrent.futures.Future[T]):  # type: ignore[misc]
                     conts.remove(cont)
                 except ValueError:
                     pass
+        finally:
+            self._lock.release()
 
     def _run_continuation(self, cont: Any) -> None:
         if type(cont) is Task or isinstance(cont, Task):
@@ -770,17 +857,16 @@ class Task(concurrent.futures.Future[T]):  # type: ignore[misc]
             return
         try:
             cont(self)
-        except BaseException:  # noqa: BLE001 - log, never swallow silently
+        except BaseException:
             logger.exception("taskloom: a completion callback of %r raised", self)
 
     def _activate(self, antecedent: Task[Any]) -> None:
         """Antecedent done: filter, then queue (or run inline) this continuation."""
         if self._status != _WAITING_FOR_ACTIVATION:
             return  # canceled by its token already
-        self._antecedent = None
         flags = self._flags
         status = antecedent._status
-        if (
+        if flags & _FILTER_FLAGS and (
             (status == _RAN_TO_COMPLETION and flags & F_NOT_ON_RAN)
             or (status == _FAULTED and flags & F_NOT_ON_FAULTED)
             or (status == _CANCELED and flags & F_NOT_ON_CANCELED)
@@ -802,14 +888,20 @@ class Task(concurrent.futures.Future[T]):  # type: ignore[misc]
             self._args = (antecedent._result, *(args[1:] if args else ()))
         else:
             self._args = (antecedent, *(self._args or ()))
-        scheduler = self._scheduler
-        with self._lock:
+        scheduler = cast(TaskScheduler, self._scheduler)
+        self._lock.acquire()  # (acquire/release: a `with` costs twice as much)
+        try:
             if self._status != _WAITING_FOR_ACTIVATION:
                 return
             self._status = _WAITING_TO_RUN
-        if flags & F_EXECUTE_SYNCHRONOUSLY and not antecedent._flags & F_RUN_CONTINUATIONS_ASYNC:
-            if self._try_run_inline(scheduler, False):
-                return
+        finally:
+            self._lock.release()
+        if (
+            flags & F_EXECUTE_SYNCHRONOUSLY
+            and not antecedent._flags & F_RUN_CONTINUATIONS_ASYNC
+            and self._try_run_inline(scheduler, False)
+        ):
+            return
         _queue(self, scheduler)
 
     def _try_run_inline(self, scheduler: TaskScheduler, previously_queued: bool) -> bool:
@@ -830,10 +922,16 @@ class Task(concurrent.futures.Future[T]):  # type: ignore[misc]
             return True
         if token is not None:
             token.throw_if_cancellation_requested()
-        local = _context.local
+        local = _local
         if self._status == _WAITING_TO_RUN:
             scheduler = self._scheduler
-            if scheduler is not None and self._try_run_inline(scheduler, True):
+            depth = local.inline_depth
+            if scheduler is not None and depth < MAX_INLINE_DEPTH:
+                local.inline_depth = depth + 1
+                try:
+                    scheduler.try_execute_task_inline(self, True)
+                finally:
+                    local.inline_depth = depth
                 if self._status >= _RAN_TO_COMPLETION:
                     return True
         loop_scheduler = local.loop_scheduler
@@ -896,7 +994,11 @@ class _UnwrapInner:
             outer._finish_body(inner._result, None)
         elif status == _FAULTED:
             inner._mark_observed()
-            outer._finish_body(None, inner._outcome_error())
+            if outer._flags & F_COROUTINE:
+                # The coroutine is the body: OperationCanceledError(own token) cancels.
+                outer._finish_body_error(inner._outcome_error())
+            else:
+                outer._finish_body(None, inner._outcome_error())
         else:
             outer._finish_body(_CANCELED_MARK, None)
 
@@ -960,9 +1062,17 @@ def _check_token(token: object) -> CancellationToken:
     return token
 
 
+_NO_CREATION_OPTIONS = TaskCreationOptions.NONE
+
+
 def _creation_flags(options: object, name: str) -> int:
+    if options is _NO_CREATION_OPTIONS:
+        return 0
     opts = check_enum(options, TaskCreationOptions, name)
-    return opts.value if opts else 0
+    return int(opts._value_)
+
+
+_NO_CONTINUATION_OPTIONS = TaskContinuationOptions.NONE
 
 
 def _continuation_flags(options: object) -> int:
@@ -987,14 +1097,25 @@ def _continuation_flags(options: object) -> int:
     return flags
 
 
-def _resolve_scheduler(scheduler: object) -> TaskScheduler:
-    from ._scheduler import TaskScheduler  # same layer; cycle-free at import time
+def current_scheduler() -> TaskScheduler:
+    """``TaskScheduler.current()``, inlined for the hot paths."""
+    task: Task[Any] | None = _local.task
+    if task is not None and not task._flags & F_HIDE_SCHEDULER:
+        scheduler = task._scheduler
+        if scheduler is not None:
+            return scheduler
+    return TaskScheduler._default or TaskScheduler.default()
 
+
+def _resolve_scheduler(scheduler: object) -> TaskScheduler:
     if scheduler is None:
-        return TaskScheduler.current()
-    if not isinstance(scheduler, TaskScheduler):
-        raise TypeError(f"scheduler must be a TaskScheduler or None, not {type(scheduler).__name__}")
-    return scheduler
+        return current_scheduler()
+    # (An MRO scan: isinstance() against the ABC is several times slower.)
+    if TaskScheduler not in type(scheduler).__mro__:
+        raise TypeError(
+            f"scheduler must be a TaskScheduler or None, not {type(scheduler).__name__}"
+        )
+    return cast(TaskScheduler, scheduler)
 
 
 def _init_task(
@@ -1006,39 +1127,46 @@ def _init_task(
     flags: int,
     status: int,
 ) -> None:
-    """Fill every slot of a new task; attach it to its parent; watch its token."""
-    task._lock = threading.Lock()
+    """Fill the slots of a new task; attach it to its parent; watch its token."""
+    task._lock = _allocate_lock()
     task._status = status
+    task._flags = flags
     task._fn = fn
     task._args = args
-    task._ctx = contextvars.copy_context() if fn is not None else None
-    task._async_state = state
+    task._ctx = _copy_context() if fn is not None else None
     task._token = token
     task._scheduler = None
     task._result = None
-    task._excs = None
-    task._holder = None
     task._conts = None
-    task._parent = None
-    task._children = 0
-    task._antecedent = None
-    task._token_reg = None
-    task._cf_waiters = None
-    task._id = 0
+    if state is not None:
+        task._async_state = state
+    if flags & F_ATTACHED or token._source is not None:
+        _init_rare(task, token, flags)
+
+
+def _init_rare(task: Task[Any], token: CancellationToken, flags: int) -> None:
     if flags & F_ATTACHED:
-        parent = _context.local.task
+        parent = _local.task
         if parent is not None and not parent._flags & F_DENY_CHILD_ATTACH:
-            with parent._lock:
+            parent._lock.acquire()
+            try:
                 if parent._status == _RUNNING:
                     parent._children += 1
+                    parent._flags |= F_RARE  # under its _lock
                     task._parent = parent
-    task._flags = flags
+                    task._flags |= F_RARE
+            finally:
+                parent._lock.release()
     if token._source is not None and not flags & F_LAZY_CANCELLATION:
-        if token._source._canceled:  # noqa: SLF001
+        if token._source._canceled:
             task._status = _RUNNING
             task._complete(_CANCELED, None, None)
         else:
             task._token_reg = token.register(task._cancel_from_token)
+            task._flags |= F_RARE
+
+
+_task_new = Task.__new__
 
 
 def _new_task(
@@ -1083,9 +1211,16 @@ def start_task(
     scheduler: TaskScheduler,
 ) -> Task[Any]:
     """Create and queue a task in one step (``run``, ``start_new``, executors)."""
-    task = _new_task(fn, args, state, token, flags, _WAITING_TO_RUN)
-    if task._status == _WAITING_TO_RUN:  # else its token was canceled already
-        _queue(task, scheduler)
+    task = _task_new(Task)
+    _init_task(task, fn, args, state, token, flags, _WAITING_TO_RUN)
+    if task._status != _WAITING_TO_RUN:
+        return task  # its token was canceled already
+    task._scheduler = scheduler
+    try:
+        scheduler.queue_task(task)
+    except BaseException as exc:
+        if not task._complete_if_not_started(_FAULTED, None, [exc]):
+            raise
     return task
 
 
@@ -1098,7 +1233,7 @@ def _make_continuation(
     scheduler: TaskScheduler | None,
     state: Any,
 ) -> Task[Any]:
-    tok = _check_token(token)
+    tok = _NONE_TOKEN if token is None else _check_token(token)
     if is_coroutine_function(fn):
         hook = _coroutine_hook
         if hook is None:
@@ -1113,7 +1248,6 @@ def _make_continuation(
         cont._scheduler = sched
     if cont._status != _WAITING_FOR_ACTIVATION:
         return cont  # canceled by its token already
-    cont._antecedent = antecedent
     antecedent._add_continuation(cont)
     return cont
 
@@ -1131,7 +1265,7 @@ def _cannot_start(task: Task[Any]) -> str:
 def _combined_parts(obj: object, kind: type) -> tuple[Any, ...]:
     """The operands of a ``&``/``|`` chain, so ``a & b & c`` flattens to one when_all."""
     if isinstance(obj, Task):
-        parts = obj._args if obj._flags & F_PROMISE else None
+        parts = obj._parts
         if parts is not None and type(parts) is kind:
             return tuple(parts)
         return (obj,)
@@ -1208,16 +1342,19 @@ class TaskCompletionSource(Generic[T]):
         """Like ``set_exception``; False if the task already completed."""
         if isinstance(exception, BaseException):
             excs = [exception]
-        elif isinstance(exception, Iterable) and not isinstance(exception, (str, bytes)):
+        elif hasattr(exception, "__iter__") and not isinstance(exception, (str, bytes)):
             excs = list(exception)
             if not excs:
                 raise ValueError("exception: the iterable of exceptions is empty")
             for i, exc in enumerate(excs):
                 if not isinstance(exc, BaseException):
-                    raise TypeError(f"exception[{i}] must be an exception, not {type(exc).__name__}")
+                    raise TypeError(
+                        f"exception[{i}] must be an exception, not {type(exc).__name__}"
+                    )
         else:
             raise TypeError(
-                f"exception must be an exception or an iterable of them, not {type(exception).__name__}"
+                "exception must be an exception or an iterable of them, "
+                f"not {type(exception).__name__}"
             )
         return self._task._complete_if_not_started(_FAULTED, None, excs)
 
@@ -1341,7 +1478,7 @@ def when_all(*tasks: Any) -> Task[list[Any]]:
     """
     items = _WhenAll(_ensure_task(t, f"tasks[{i}]") for i, t in enumerate(tasks))
     promise: Task[list[Any]] = _new_promise()
-    promise._args = items
+    promise._parts = items
     if not items:
         promise._complete(_RAN_TO_COMPLETION, [], None)
         return promise
@@ -1371,7 +1508,7 @@ def when_any(*tasks: Any) -> Task[Task[Any]]:
         raise ValueError("tasks: when_any needs at least one task")
     items = _WhenAny(_ensure_task(t, f"tasks[{i}]") for i, t in enumerate(tasks))
     promise: Task[Task[Any]] = _new_promise()
-    promise._args = items
+    promise._parts = items
     latch = _WhenAnyLatch(promise)
     for t in items:
         if promise._status >= _RAN_TO_COMPLETION:

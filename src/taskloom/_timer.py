@@ -85,8 +85,8 @@ class _TimerThread:
                         heapq.heappop(self._heap)
                         break
                     self._cond.wait(delay)
-            fn = handle._fn  # noqa: SLF001
-            handle._fn = None  # noqa: SLF001
+            fn = handle._fn
+            handle._fn = None
             if fn is not None:
                 try:
                     fn()

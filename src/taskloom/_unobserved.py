@@ -26,9 +26,7 @@ UnobservedHandler = Callable[["Task[Any]", BaseException], object]
 
 
 def _default_handler(task: Task[Any], exception: BaseException) -> None:
-    logger.error(
-        "A task's exception was never observed: %r", task, exc_info=exception
-    )
+    logger.error("A task's exception was never observed: %r", task, exc_info=exception)
 
 
 _handler: UnobservedHandler = _default_handler
@@ -66,8 +64,8 @@ class ExceptionHolder:
             return
         self.task = None
         try:
-            exception = task._peek_exception()  # noqa: SLF001
+            exception = task._peek_exception()
             if exception is not None:
                 _handler(task, exception)
-        except BaseException:  # noqa: BLE001 - a finalizer must not raise
+        except BaseException:
             logger.exception("the unobserved-exception handler raised")

@@ -40,6 +40,7 @@ import os
 import threading
 import weakref
 from collections import deque
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from . import _context, _timer
@@ -155,6 +156,9 @@ class _Core:
         self.retired_counts = [0, 0, 0, 0, 0, 0]
         self.last_progress = -1
         self.tick: _timer.TimerHandle | None = None
+        # Names the n-th thread started (from 1); a plain function, never a bound
+        # method, so workers do not keep the scheduler alive.
+        self.thread_name: Callable[[str, int], str] = _default_thread_name
 
     # -- thread management (under lock) ------------------------------------------
 
@@ -173,7 +177,7 @@ class _Core:
         thread = threading.Thread(
             target=_worker_main,
             args=(self, worker),
-            name=f"{self.prefix}-worker-{self.threads_started}",
+            name=self.thread_name(self.prefix, self.threads_started),
             daemon=False,
         )
         worker.thread = thread
@@ -194,11 +198,15 @@ class _Core:
             self.threads_injected += 1
             self._spawn_locked()
 
+    def _may_add_thread_locked(self) -> bool:
+        # Re-checked under lock: shutdown or a wakeup may have raced the caller's look.
+        return not self.shutting_down and len(self.workers) < self.max_threads and not self.idle
+
     def on_block(self) -> None:
         with self.lock:
             self.blocked += 1
-        if self.has_work():
-            self.wake_one() or self.maybe_inject()
+        if self.has_work() and not self.wake_one():
+            self.maybe_inject()
 
     def on_unblock(self) -> None:
         with self.lock:
@@ -212,11 +220,7 @@ class _Core:
         progress = sum(w.executed for w in self.workers)
         if progress == self.last_progress and self.has_work() and not self.idle:
             with self.lock:
-                if (
-                    not self.shutting_down
-                    and len(self.workers) < self.max_threads
-                    and not self.idle
-                ):
+                if self._may_add_thread_locked():
                     self.threads_injected += 1
                     self._spawn_locked()
         self.last_progress = progress
@@ -331,6 +335,10 @@ class _Core:
                     t.join()
 
 
+def _default_thread_name(prefix: str, serial: int) -> str:
+    return f"{prefix}-worker-{serial}"
+
+
 def _worker_main(core: _Core, worker: _Worker) -> None:
     local = _context.local
     local.worker = worker
@@ -361,8 +369,8 @@ def _worker_main(core: _Core, worker: _Worker) -> None:
                 if core.idle and core.has_work():
                     core.wake_one()
             try:
-                task._execute()  # noqa: SLF001
-            except BaseException:  # noqa: BLE001 - an internal error must not kill the worker
+                task._execute()
+            except BaseException:
                 import logging
 
                 logging.getLogger("taskloom").exception("taskloom worker: internal error")
@@ -370,7 +378,7 @@ def _worker_main(core: _Core, worker: _Worker) -> None:
     finally:
         local.worker = None
         with core.lock:
-            core._remove_locked(worker)  # noqa: SLF001
+            core._remove_locked(worker)
 
 
 def _counts(w: _Worker) -> tuple[int, int, int, int, int, int]:
@@ -379,7 +387,7 @@ def _counts(w: _Worker) -> tuple[int, int, int, int, int, int]:
 
 def _run_dedicated(core: _Core, task: Task[Any]) -> None:
     try:
-        task._execute()  # noqa: SLF001
+        task._execute()
     finally:
         with core.lock:
             core.dedicated.discard(threading.current_thread())
@@ -423,6 +431,7 @@ class WorkStealingScheduler(TaskScheduler):
                 f"thread_name_prefix must be a str, not {type(thread_name_prefix).__name__}"
             )
         self._core = _Core(max_workers, min_workers, max_threads, thread_name_prefix or "taskloom")
+        self._core.thread_name = type(self)._thread_name
         _live_cores.add(self._core)
         self._finalizer = weakref.finalize(self, _Core.shutdown, self._core, False)
 
@@ -432,13 +441,16 @@ class WorkStealingScheduler(TaskScheduler):
         return self._core.max_workers
 
     def queue_task(self, task: Task[Any]) -> None:
-        """Queue ``task``: local deque on a worker, else global; ``LONG_RUNNING`` on its own thread."""
+        """Queue ``task``: a worker's own deque, else the global queue.
+
+        ``LONG_RUNNING`` tasks get a dedicated thread.
+        """
         core = self._core
         worker = _context.local.worker
         if core.shutting_down and (worker is None or worker.core is not core):
             # Work spawned by running work is still accepted while the pool drains.
             raise InvalidOperationError("the scheduler has been shut down")
-        flags = task._flags  # noqa: SLF001
+        flags = task._flags
         if flags & F_LONG_RUNNING:
             self._start_dedicated(task)
             return
@@ -484,7 +496,9 @@ class WorkStealingScheduler(TaskScheduler):
                     own.remove(task)
                 except ValueError:
                     return False
-        ran = self.try_execute_task(task)
+        if task._scheduler is not self:
+            return self.try_execute_task(task)  # raises the proper error
+        ran = task._execute()
         if ran:
             if worker is not None and worker.core is self._core:
                 worker.inlined += 1
@@ -492,6 +506,19 @@ class WorkStealingScheduler(TaskScheduler):
                 with self._core.lock:
                     self._core.foreign_inlined += 1
         return ran
+
+    # A staticmethod (not a bound method): the core keeps it, and workers must not
+    # keep the scheduler alive. Subclasses (the executors) rename their threads.
+    _thread_name = staticmethod(_default_thread_name)
+
+    def _get_scheduled_tasks(self) -> list[Task[Any]]:
+        """A snapshot of the tasks queued and not yet taken by a thread (TPL's
+        ``GetScheduledTasks``). Some may start or be canceled meanwhile."""
+        core = self._core
+        tasks = list(core.global_queue.copy())
+        for worker in core.workers:
+            tasks.extend(worker.local.copy())
+        return tasks
 
     def statistics(self) -> WorkStealingStatistics:
         """A snapshot of the pool's queues, threads and counters."""
