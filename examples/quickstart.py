@@ -15,6 +15,10 @@ def fib(n: int) -> int:
     return n if n < 2 else fib(n - 1) + fib(n - 2)
 
 
+def square(n: int) -> int:
+    return n * n
+
+
 def poll(token: tl.CancellationToken) -> None:
     while True:
         token.throw_if_cancellation_requested()
@@ -27,7 +31,7 @@ def tasks_and_continuations() -> None:
     report = doubled.continue_with(lambda antecedent: f"{antecedent.status.name}")
     print(task.result(), doubled.result(), report.result())
 
-    squares = [tl.run(pow, n, 2) for n in range(5)]
+    squares = [tl.run(square, n) for n in range(5)]
     print(tl.when_all(*squares).result())
 
 

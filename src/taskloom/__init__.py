@@ -27,7 +27,12 @@ from ._errors import (
     TaskloomError,
     WorkerCrashedError,
 )
+from ._executors import HybridExecutor, ProcessExecutor, ThreadExecutor, cpu_bound
+from ._frontend import to_process, to_thread
+from ._groups import StructuredTaskGroup, TaskGroup, TaskGroupStatus, parallel_invoke
 from ._limited import LimitedConcurrencyScheduler, LimitedConcurrencyStatistics
+from ._loop import LoopScheduler, LoopSchedulerStatistics
+from ._process import ProcessScheduler, ProcessSchedulerStatistics
 from ._scheduler import SchedulerStatistics, TaskScheduler
 from ._task import (
     Task,
@@ -51,24 +56,35 @@ __all__ = [
     "CancellationToken",
     "CancellationTokenRegistration",
     "CancellationTokenSource",
+    "HybridExecutor",
     "InvalidOperationError",
     "LimitedConcurrencyScheduler",
     "LimitedConcurrencyStatistics",
+    "LoopScheduler",
+    "LoopSchedulerStatistics",
     "OperationCanceledError",
+    "ProcessExecutor",
+    "ProcessScheduler",
+    "ProcessSchedulerStatistics",
     "SchedulerStatistics",
+    "StructuredTaskGroup",
     "Task",
     "TaskCanceledError",
     "TaskCompletionSource",
     "TaskContinuationOptions",
     "TaskCreationOptions",
     "TaskFactory",
+    "TaskGroup",
+    "TaskGroupStatus",
     "TaskScheduler",
     "TaskStatus",
     "TaskloomError",
+    "ThreadExecutor",
     "WorkStealingScheduler",
     "WorkStealingStatistics",
     "WorkerCrashedError",
     "completed_task",
+    "cpu_bound",
     "current_task",
     "current_token",
     "delay",
@@ -76,9 +92,12 @@ __all__ = [
     "from_exception",
     "from_future",
     "from_result",
+    "parallel_invoke",
     "run",
     "set_unobserved_exception_handler",
     "start_new",
+    "to_process",
+    "to_thread",
     "wait_all",
     "wait_any",
     "when_all",

@@ -128,6 +128,20 @@ class CancellationTokenSource:
             cts.cancel_after(5)
     """
 
+    # Slots: a source is made per offloaded call (to_thread); no __dict__ to allocate
+    # and for the garbage collector to track.
+    __slots__ = (
+        "__weakref__",
+        "_callbacks",
+        "_canceled",
+        "_closed",
+        "_links",
+        "_lock",
+        "_next_key",
+        "_timer",
+        "_waiter",
+    )
+
     def __init__(self, delay: float | None = None) -> None:
         self._lock = threading.Lock()
         # Invariant: _canceled goes False -> True once, under _lock; never back.
@@ -138,15 +152,18 @@ class CancellationTokenSource:
         self._next_key = 1  # guarded by _lock
         self._waiter: threading.Event | None = None
         self._timer: _timer.TimerHandle | None = None
-        self._links: list[CancellationTokenRegistration] = []
-        self._token = CancellationToken(self)
+        # Registrations on the tokens this source is linked to (a list once linked;
+        # the shared empty tuple until then, which the garbage collector never tracks).
+        self._links: list[CancellationTokenRegistration] | tuple[()] = ()
         if delay is not None:
             self.cancel_after(delay)
 
     @property
     def token(self) -> CancellationToken:
-        """The token observing this source."""
-        return self._token
+        """The token observing this source (tokens of one source compare equal)."""
+        # Made per access, not cached: a cached token would form a reference cycle
+        # with its source, leaving every source for the cyclic garbage collector.
+        return CancellationToken(self)
 
     @property
     def is_cancellation_requested(self) -> bool:
@@ -218,9 +235,11 @@ class CancellationTokenSource:
                     f"tokens[{i}] must be a CancellationToken, not {type(token).__name__}"
                 )
         source = cls()
+        links: list[CancellationTokenRegistration] = []
+        source._links = links
         for token in tokens:
             if token.can_be_canceled:
-                source._links.append(token.register(source._cancel_from_timer))
+                links.append(token.register(source._cancel_from_timer))
             if source._canceled:
                 break
         return source
@@ -232,7 +251,7 @@ class CancellationTokenSource:
                 return
             self._closed = True
             timer, self._timer = self._timer, None
-            links, self._links = self._links, []
+            links, self._links = self._links, ()
             if not self._canceled:
                 self._callbacks = None
         if timer is not None:

@@ -12,7 +12,7 @@ from typing import Any, TypeVar
 from . import _task, _timer
 from ._cancellation import CancellationToken
 from ._enums import TaskContinuationOptions, TaskCreationOptions
-from ._errors import AggregateError, InvalidOperationError, TaskCanceledError
+from ._errors import InvalidOperationError, TaskCanceledError, aggregate
 from ._scheduler import TaskScheduler
 from ._task import (
     _CANCELED,
@@ -190,7 +190,7 @@ def _raise_outcome(tasks: list[Task[Any]]) -> None:
     if len(excs) == 1:
         raise excs[0]
     if excs:
-        raise AggregateError("One or more errors occurred.", excs)  # type: ignore[arg-type]
+        raise aggregate("One or more errors occurred.", excs)
     if canceled is not None:
         raise TaskCanceledError(task=canceled)
 

@@ -21,6 +21,9 @@ class _Local(threading.local):
     inline_depth: int = 0
     # The event-loop scheduler that owns this thread, if it runs an event loop.
     loop_scheduler: Any = None
+    # How many completions run nested on this thread's stack (bounded, see
+    # _run_nested and MAX_COMPLETION_DEPTH in _task).
+    completion_depth: int = 0
 
 
 local = _Local()

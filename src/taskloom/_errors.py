@@ -126,6 +126,20 @@ class AggregateError(ExceptionGroup[Exception]):
             raise AggregateError(self.message, unhandled)
 
 
+def aggregate(
+    message: str, exceptions: Sequence[BaseException]
+) -> BaseExceptionGroup[BaseException]:
+    """The group a task raises for several exceptions: an :class:`AggregateError`.
+
+    When one of them is not an :class:`Exception` (``KeyboardInterrupt``,
+    ``SystemExit``...), which an ``ExceptionGroup`` cannot hold, a plain
+    ``BaseExceptionGroup`` instead (as asyncio and trio do), never a ``TypeError``.
+    """
+    if all(isinstance(e, Exception) for e in exceptions):
+        return AggregateError(message, exceptions)  # type: ignore[arg-type]
+    return BaseExceptionGroup(message, exceptions)
+
+
 class WorkerCrashedError(TaskloomError):
     """The worker process running the task died (exit code or signal in the message)."""
 

@@ -12,13 +12,14 @@ is a deque shared by producers (append) and drainers (popleft).
 from __future__ import annotations
 
 import dataclasses
+import os
 import threading
 from collections import deque
 from typing import TYPE_CHECKING, Any
 
 from ._cancellation import CancellationToken
 from ._scheduler import SchedulerStatistics, TaskScheduler
-from ._task import _WAITING_TO_RUN, F_DENY_CHILD_ATTACH, _new_task, _queue
+from ._task import _FAULTED, _WAITING_TO_RUN, F_DENY_CHILD_ATTACH, _new_task
 
 if TYPE_CHECKING:
     from ._task import Task
@@ -43,6 +44,15 @@ class _Drainer(threading.local):
 _drainer = _Drainer()
 
 
+def _after_fork_in_child() -> None:
+    # The forking thread may have been draining a limiter; in the child it is not.
+    _drainer.owner = None
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_after_fork_in_child)
+
+
 class LimitedConcurrencyScheduler(TaskScheduler):
     """Runs its tasks on ``inner`` (default: the default scheduler), at most N at once.
 
@@ -64,7 +74,7 @@ class LimitedConcurrencyScheduler(TaskScheduler):
         self._pending: deque[Task[Any]] = deque()
         self._lock = threading.Lock()
         self._running = 0  # live drainers; guarded by _lock; 0 <= _running <= _max
-        self._executed = 0  # guarded by _lock (updated once per drain)
+        self._executed = 0  # guarded by _lock
         self._inlined = 0
 
     @property
@@ -78,29 +88,55 @@ class LimitedConcurrencyScheduler(TaskScheduler):
         return self._max
 
     def queue_task(self, task: Task[Any]) -> None:
-        """Queue ``task``; start a drainer on the inner scheduler if below the limit."""
+        """Queue ``task``; start a drainer on the inner scheduler if below the limit.
+
+        If the inner scheduler refuses the drainer (it was shut down), its error
+        is raised here, so ``task`` ends ``FAULTED`` with it.
+        """
         self._pending.append(task)
         with self._lock:
             if self._running >= self._max:
                 return
             self._running += 1
-        self._start_drainer()
+        try:
+            self._start_drainer()
+        except BaseException as exc:
+            if self._drainer_refused(task, exc):
+                raise
 
     def _start_drainer(self) -> None:
         drainer = _new_task(
             self._drain, (), None, CancellationToken.NONE, F_DENY_CHILD_ATTACH, _WAITING_TO_RUN
         )
+        inner = self.inner
+        # Not _queue(): that would fault the drainer and swallow the inner's refusal.
+        drainer._scheduler = inner
+        inner.queue_task(drainer)
+
+    def _drainer_refused(self, task: Task[Any], exc: BaseException) -> bool:
+        """Give back the slot; fault what no drainer will run. False if ``task`` runs anyway."""
+        orphans: list[Task[Any]] = []
+        with self._lock:
+            self._running -= 1
+            assert self._running >= 0
+            if self._running == 0:
+                # Producers that saw the pool full counted on a drainer; none will come.
+                while self._pending:
+                    orphans.append(self._pending.popleft())
+        for orphan in orphans:
+            if orphan is not task:
+                orphan._complete_if_not_started(_FAULTED, None, [exc])
+        if task in orphans:
+            return True
         try:
-            _queue(drainer, self.inner)
-        except BaseException:
-            with self._lock:
-                self._running -= 1
-            raise
+            self._pending.remove(task)
+        except ValueError:
+            return False  # a live drainer took it
+        return True
 
     def _drain(self) -> None:
         previous = _drainer.owner
         _drainer.owner = self
-        executed = 0
         try:
             while True:
                 try:
@@ -113,10 +149,11 @@ class LimitedConcurrencyScheduler(TaskScheduler):
                             continue
                         self._running -= 1
                         assert self._running >= 0
-                        self._executed += executed
                         return
                 if self.try_execute_task(task):
-                    executed += 1
+                    # Counted per task: a drainer under steady load may never end.
+                    with self._lock:
+                        self._executed += 1
         finally:
             _drainer.owner = previous
 

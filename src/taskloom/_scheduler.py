@@ -11,6 +11,7 @@ from __future__ import annotations
 import abc
 import dataclasses
 import itertools
+import os
 import sys
 import threading
 from collections.abc import Callable
@@ -173,6 +174,19 @@ class TaskScheduler(abc.ABC):
                 "from_current_loop() must be called on a thread running an event loop"
             )
         return scheduler
+
+
+def _after_fork_in_child() -> None:
+    # The parent's default scheduler has no threads in a forked child: make a new one
+    # on first use. The locks may have been held by a parent thread at the fork.
+    global _ids_lock
+    _ids_lock = threading.Lock()
+    TaskScheduler._default_lock = threading.Lock()
+    TaskScheduler._default = None
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_after_fork_in_child)
 
 
 def set_default_factory(factory: Callable[[], TaskScheduler]) -> None:

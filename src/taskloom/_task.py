@@ -37,10 +37,10 @@ from . import _context
 from ._cancellation import CancellationToken, CancellationTokenRegistration
 from ._enums import TaskContinuationOptions, TaskCreationOptions, TaskStatus
 from ._errors import (
-    AggregateError,
     InvalidOperationError,
     OperationCanceledError,
     TaskCanceledError,
+    aggregate,
 )
 from ._scheduler import TaskScheduler
 from ._unobserved import ExceptionHolder
@@ -103,6 +103,14 @@ _FILTER_FLAGS = F_NOT_ON_RAN | F_NOT_ON_FAULTED | F_NOT_ON_CANCELED | F_LAZY_CAN
 # thread's stack. Each level costs several Python frames; beyond this depth the
 # task is queued instead, so nesting never reaches the recursion limit.
 MAX_INLINE_DEPTH = 40
+
+# Completing a task runs its continuations on the completing thread, and those may
+# complete further tasks at once (then() passing on a fault, filtered continuations,
+# when_all/when_any, unwrap, parents of attached children), so a long chain completes
+# recursively. Beyond this depth the next continuation runs on a fresh stack, a pool
+# thread of the default scheduler (as TPL does when the stack runs short): no chain
+# length reaches the recursion limit, and no continuation waits for this stack to unwind.
+MAX_COMPLETION_DEPTH = 32
 
 _NONE_TOKEN = CancellationToken.NONE
 _allocate_lock = _thread.allocate_lock
@@ -408,7 +416,7 @@ class Task(concurrent.futures.Future[T]):
             if len(excs) == 1:
                 err = excs[0]
             else:
-                err = AggregateError("One or more errors occurred.", excs)  # type: ignore[arg-type]
+                err = aggregate("One or more errors occurred.", excs)
             self._result = err
         return cast(BaseException, err)
 
@@ -419,7 +427,7 @@ class Task(concurrent.futures.Future[T]):
             return None
         if self._result is not None:
             return cast(BaseException, self._result)
-        return excs[0] if len(excs) == 1 else AggregateError("One or more errors occurred.", excs)  # type: ignore[arg-type]
+        return excs[0] if len(excs) == 1 else aggregate("One or more errors occurred.", excs)
 
     def _mark_observed(self) -> None:
         holder = self._holder
@@ -493,12 +501,19 @@ class Task(concurrent.futures.Future[T]):
 
     # concurrent.futures.wait()/as_completed() reach into these three (see module doc).
 
-    @property
-    def _condition(self) -> Any:  # type: ignore[override]
-        return self._lock
+    # (Setters exist only so that type checkers accept tasks where typeshed's protocol for
+    # as_completed() wants plain attributes; nothing assigns them.)
 
     @property
-    def _state(self) -> str:  # type: ignore[override]
+    def _condition(self) -> Any:
+        return self._lock
+
+    @_condition.setter
+    def _condition(self, value: Any) -> None:
+        raise AttributeError("a task's _condition is its lock and cannot be replaced")
+
+    @property
+    def _state(self) -> str:
         status = self._status
         if status >= _RAN_TO_COMPLETION:
             return "CANCELLED_AND_NOTIFIED" if status == _CANCELED else "FINISHED"
@@ -506,14 +521,22 @@ class Task(concurrent.futures.Future[T]):
             return "RUNNING"
         return "PENDING"
 
+    @_state.setter
+    def _state(self, value: str) -> None:
+        raise AttributeError("a task's state changes only through its own transitions")
+
     @property
-    def _waiters(self) -> list[Any]:  # type: ignore[override]
+    def _waiters(self) -> list[Any]:
         # Only called with _lock held (by concurrent.futures).
         waiters = self._cf_waiters
         if waiters is None:
             waiters = self._cf_waiters = []
             self._flags |= F_RARE  # under _lock, like every later write of _flags
         return waiters
+
+    @_waiters.setter
+    def _waiters(self, value: list[Any]) -> None:
+        raise AttributeError("a task's _waiters list cannot be replaced")
 
     # -- continuations --------------------------------------------------------------------
 
@@ -794,7 +817,7 @@ class Task(concurrent.futures.Future[T]):
         parent = self._parent
         if parent is not None:
             self._parent = None
-            parent._child_completed(self)
+            _run_nested(parent._child_completed, self)
 
     def _try_cancel(self) -> bool:
         """Cancel if not started yet (CREATED, WAITING_FOR_ACTIVATION or WAITING_TO_RUN)."""
@@ -853,8 +876,11 @@ class Task(concurrent.futures.Future[T]):
 
     def _run_continuation(self, cont: Any) -> None:
         if type(cont) is Task or isinstance(cont, Task):
-            cont._activate(self)
+            cont._activate(self)  # queues it, or completes it through _run_nested
             return
+        _run_nested(self._call_callback, cont)
+
+    def _call_callback(self, cont: Callable[[Task[Any]], object]) -> None:
         try:
             cont(self)
         except BaseException:
@@ -872,7 +898,7 @@ class Task(concurrent.futures.Future[T]):
             or (status == _CANCELED and flags & F_NOT_ON_CANCELED)
             or (flags & F_LAZY_CANCELLATION and self._token.is_cancellation_requested)
         ):
-            self._complete_if_not_started(_CANCELED, None, None)
+            _run_nested(self._complete_if_not_started, _CANCELED, None, None)
             return
         if flags & F_VALUE_BASED:
             if status != _RAN_TO_COMPLETION:
@@ -880,9 +906,9 @@ class Task(concurrent.futures.Future[T]):
                 if status == _FAULTED:
                     antecedent._mark_observed()
                     excs = list(antecedent._excs or ())
-                    self._complete_if_not_started(_FAULTED, None, excs)
+                    _run_nested(self._complete_if_not_started, _FAULTED, None, excs)
                 else:
-                    self._complete_if_not_started(_CANCELED, None, None)
+                    _run_nested(self._complete_if_not_started, _CANCELED, None, None)
                 return
             args = self._args
             self._args = (antecedent._result, *(args[1:] if args else ()))
@@ -894,8 +920,17 @@ class Task(concurrent.futures.Future[T]):
             if self._status != _WAITING_FOR_ACTIVATION:
                 return
             self._status = _WAITING_TO_RUN
+            lazy = flags & F_LAZY_CANCELLATION and self._token.can_be_canceled
+            if lazy:
+                self._flags |= F_RARE  # under _lock: _complete_rare unregisters _token_reg
         finally:
             self._lock.release()
+        if lazy:
+            # Lazy cancellation only waited for the antecedent: from here on the token
+            # cancels the queued continuation as usual (at once, if canceled already).
+            self._token_reg = self._token.register(self._cancel_from_token)
+            if self._status != _WAITING_TO_RUN:
+                return
         if (
             flags & F_EXECUTE_SYNCHRONOUSLY
             and not antecedent._flags & F_RUN_CONTINUATIONS_ASYNC
@@ -1049,6 +1084,34 @@ class _Transfer:
             self.promise._complete(_CANCELED, None, None)
         else:
             self.promise._complete(_RAN_TO_COMPLETION, source._result, None)
+
+
+def _run_nested(fn: Callable[..., object], *args: Any) -> None:
+    """Call ``fn(*args)``, which may complete further tasks, with bounded recursion.
+
+    Called on a completing thread for the steps that complete other tasks at once
+    (see MAX_COMPLETION_DEPTH). Too deep on this stack, it queues the call to the
+    default scheduler instead: a pool thread starts it on a fresh stack, and this
+    thread need not unwind first (it may go on to wait for the outcome).
+    """
+    local = _context.local
+    depth = local.completion_depth
+    if depth >= MAX_COMPLETION_DEPTH:
+        hop: Task[Any] = _new_task(
+            fn, args, None, _NONE_TOKEN, F_DENY_CHILD_ATTACH | F_HIDE_SCHEDULER, _WAITING_TO_RUN
+        )
+        scheduler = TaskScheduler.default()
+        hop._scheduler = scheduler
+        try:
+            scheduler.queue_task(hop)
+            return
+        except BaseException:  # noqa: BLE001 - no pool (shut down): run it here after all
+            pass
+    local.completion_depth = depth + 1
+    try:
+        fn(*args)
+    finally:
+        local.completion_depth = depth
 
 
 # == construction helpers =================================================================
@@ -1489,13 +1552,28 @@ def when_all(*tasks: Any) -> Task[list[Any]]:
 
 
 class _WhenAnyLatch:
-    __slots__ = ("promise",)
+    """Completes the promise with the first task done, then leaves the others.
 
-    def __init__(self, promise: Task[Any]) -> None:
+    The losers may live long (a shutdown signal raced against each request): the
+    latch must not stay in their continuation lists, holding the promise and the
+    winner's result, once the race is decided.
+    """
+
+    __slots__ = ("promise", "tasks")
+
+    def __init__(self, promise: Task[Any], tasks: Sequence[Task[Any]]) -> None:
         self.promise = promise
+        self.tasks = tasks
 
     def __call__(self, done: Task[Any]) -> None:
-        self.promise._complete(_RAN_TO_COMPLETION, done, None)
+        if self.promise._complete(_RAN_TO_COMPLETION, done, None):
+            self.detach()
+
+    def detach(self) -> None:
+        """Take this latch off every task still pending (idempotent)."""
+        for t in self.tasks:
+            if t._status < _RAN_TO_COMPLETION:
+                t._remove_continuation(self)
 
 
 def when_any(*tasks: Any) -> Task[Task[Any]]:
@@ -1509,9 +1587,11 @@ def when_any(*tasks: Any) -> Task[Task[Any]]:
     items = _WhenAny(_ensure_task(t, f"tasks[{i}]") for i, t in enumerate(tasks))
     promise: Task[Task[Any]] = _new_promise()
     promise._parts = items
-    latch = _WhenAnyLatch(promise)
+    latch = _WhenAnyLatch(promise, items)
     for t in items:
         if promise._status >= _RAN_TO_COMPLETION:
             break
         t._add_continuation(latch)
+    if promise._status >= _RAN_TO_COMPLETION:
+        latch.detach()  # decided while registering: a later registration may have landed
     return promise

@@ -7,7 +7,8 @@ Data flow::
 The thread starts on first use (never at import) and sleeps on a condition
 until the earliest deadline; callbacks run on the timer thread and must be
 short (they complete tasks or cancel tokens). A callback's exception is
-logged, never swallowed silently.
+logged, never swallowed silently. A forked child starts its own thread on its
+first ``schedule``; inherited timers fire from then on.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from __future__ import annotations
 import heapq
 import itertools
 import logging
+import os
 import threading
 import time
 from collections.abc import Callable
@@ -22,6 +24,8 @@ from collections.abc import Callable
 __all__ = ["TimerHandle", "schedule"]
 
 logger = logging.getLogger("taskloom")
+
+_MIN_SWEEP = 64  # heap size below which canceled entries are not swept
 
 
 class TimerHandle:
@@ -49,6 +53,10 @@ class _TimerThread:
         self._seq = itertools.count()
         self._thread: threading.Thread | None = None
         self._stopping = False
+        # cancel() is lock-free (it may run from a finalizer, wherever the collector
+        # runs), so canceled entries stay until popped; the heap is swept of them
+        # whenever it doubles, which bounds it to twice the live timers.
+        self._sweep_at = _MIN_SWEEP
 
     def schedule(self, delay: float, fn: Callable[[], object]) -> TimerHandle:
         handle = TimerHandle(time.monotonic() + delay, fn)
@@ -58,6 +66,8 @@ class _TimerThread:
                 handle.cancel()
                 return handle
             heapq.heappush(self._heap, (handle.deadline, next(self._seq), handle))
+            if len(self._heap) >= self._sweep_at:
+                self._sweep_locked()
             if self._thread is None:
                 self._thread = threading.Thread(
                     target=self._run, name="taskloom-timer", daemon=True
@@ -66,6 +76,26 @@ class _TimerThread:
             elif self._heap[0][2] is handle:
                 self._cond.notify()
         return handle
+
+    def after_fork_in_child(self) -> None:
+        """A forked child has no timer thread: the next ``schedule`` starts one.
+
+        Not started here: most forked children (process-pool workers) never use
+        timers, and the inherited entries are mostly the parent's pool ticks.
+        """
+        self._cond = threading.Condition(threading.Lock())  # may have been held at the fork
+        self._thread = None
+
+    def _sweep_locked(self) -> None:
+        live = [entry for entry in self._heap if not entry[2].cancelled]
+        heapq.heapify(live)
+        self._heap[:] = live
+        self._sweep_at = max(_MIN_SWEEP, 2 * len(live))
+
+    def pending(self) -> int:
+        """Timers scheduled and not yet run or canceled (tests and statistics)."""
+        with self._cond:
+            return sum(1 for entry in self._heap if not entry[2].cancelled)
 
     def _run(self) -> None:
         while True:
@@ -104,6 +134,8 @@ class _TimerThread:
 
 _timer = _TimerThread()
 threading._register_atexit(_timer.stop)  # type: ignore[attr-defined]  # before non-daemon joins
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_timer.after_fork_in_child)
 
 
 def schedule(delay: float, fn: Callable[[], object]) -> TimerHandle:

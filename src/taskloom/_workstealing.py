@@ -29,6 +29,14 @@ timer thread injects one more when queued work has made no progress for a
 while (workers stuck in long calls). Threads beyond ``min_workers`` retire
 after sitting idle.
 
+Shutdown sets ``shutting_down``: producers outside the pool are refused (one
+that raced the flag takes its task back, see ``_retract``); work queued so far,
+and work it spawns, still runs - with injection and the tick still on - and
+each worker exits once it finds every queue empty.
+
+A forked child has none of the threads: its copies of the parent's pools
+refuse work (``_Core.forked``) and the default scheduler is made afresh.
+
 Workers hold the ``_Core`` (queues and counters), never the scheduler object,
 so an unreferenced scheduler is collected and its finalizer stops the threads.
 """
@@ -60,7 +68,9 @@ _EXTRA_RETIRE_SECONDS = 1.0
 # How often the housekeeping tick looks for queued work that makes no progress.
 _STARVATION_TICK_SECONDS = 0.5
 
+# Every core whose scheduler may still have threads; drained at interpreter exit.
 _live_cores: weakref.WeakSet[_Core] = weakref.WeakSet()
+_live_lock = threading.Lock()  # add vs. the exit-time snapshot (a WeakSet is not thread-safe)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -186,21 +196,33 @@ class _Core:
         return worker
 
     def maybe_inject(self) -> None:
-        """Add a thread if too few workers can run and work is waiting."""
+        """Add a thread when every worker is blocked in a wait and work is waiting.
+
+        Only then: while one worker still runs, queued work will be reached, and an
+        extra thread would only compete for the GIL (fork-join waits are common).
+        Also grows the pool back towards ``max_workers`` after idle retirement.
+        """
         with self.lock:
-            if self.shutting_down or not self.started:
+            # Also while shutting down: draining work may wait on work queued behind it.
+            if not self.started:
                 return
-            runnable = len(self.workers) - self.blocked
-            if runnable >= self.max_workers or len(self.workers) >= self.max_threads:
+            nthreads = len(self.workers)
+            if nthreads >= self.max_threads:
+                return
+            # Below max_workers (idle threads retired down to min_workers) the pool
+            # grows back on demand; that is not an injection.
+            if nthreads >= self.max_workers and nthreads > self.blocked:
                 return
             if self.idle or not self.has_work():
                 return
-            self.threads_injected += 1
+            if nthreads >= self.max_workers:
+                self.threads_injected += 1
             self._spawn_locked()
 
     def _may_add_thread_locked(self) -> bool:
-        # Re-checked under lock: shutdown or a wakeup may have raced the caller's look.
-        return not self.shutting_down and len(self.workers) < self.max_threads and not self.idle
+        # Re-checked under lock: a wakeup may have raced the caller's look. Shutdown does
+        # not stop injection: the pool drains its queues, which may need the thread.
+        return len(self.workers) < self.max_threads and not self.idle
 
     def on_block(self) -> None:
         with self.lock:
@@ -214,8 +236,12 @@ class _Core:
             assert self.blocked >= 0
 
     def housekeeping(self) -> None:
-        """Timer tick: inject a thread when queued work made no progress since last tick."""
-        if self.shutting_down:
+        """Timer tick: inject a thread when queued work made no progress since last tick.
+
+        Keeps ticking while a shut-down pool drains; stops once its last worker left.
+        """
+        if self.shutting_down and not self.workers:
+            self.tick = None
             return
         progress = sum(w.executed for w in self.workers)
         if progress == self.last_progress and self.has_work() and not self.idle:
@@ -288,6 +314,10 @@ class _Core:
                 return True
             self.threads_retired += 1
             self._remove_locked(worker)
+        # A producer that read the worker tuple before we left it may have seen a full
+        # pool and queued work nobody will take: it or we see the other (Dekker).
+        if self.has_work():
+            self.maybe_inject()
         return False
 
     def _remove_locked(self, worker: _Worker) -> None:
@@ -315,23 +345,53 @@ class _Core:
             return False
         return True
 
+    def abandon(self) -> None:
+        """The scheduler was garbage-collected: stop, without joining or taking the lock.
+
+        Runs as a ``weakref.finalize`` callback, i.e. wherever the collector ran -
+        possibly on a thread that holds ``lock`` (a cycle collected during
+        ``_spawn_locked``) or inside the timer's lock. A plain store of the flag is
+        enough: an idle worker re-checks it after putting itself on the idle list,
+        and a thread injected meanwhile drains and exits like the others.
+        """
+        self.shutting_down = True
+        while self.wake_one():
+            pass
+
+    def forked(self) -> None:
+        """In a forked child: none of the pool's threads exist here, so the copy is dead.
+
+        It refuses new work like a shut-down pool and drops the parent's queued
+        tasks (the parent runs them; running them here too would do the work twice).
+        """
+        self.lock = threading.Lock()  # may have been held by a parent thread at the fork
+        self.shutting_down = True
+        self.started = False
+        self.workers = ()
+        self.blocked = 0
+        self.idle.clear()
+        self.global_queue.clear()
+        self.dedicated.clear()
+        self.tick = None
+
     def shutdown(self, wait: bool) -> None:
+        # The housekeeping tick goes on while the queues drain (see housekeeping).
         with self.lock:
             self.shutting_down = True
-            workers = self.workers
-            dedicated = list(self.dedicated)
-            tick, self.tick = self.tick, None
-        if tick is not None:
-            tick.cancel()
         while self.wake_one():
             pass
         if wait:
             me = threading.current_thread()
-            for w in workers:
-                if w.thread is not None and w.thread is not me:
-                    w.thread.join()
-            for t in dedicated:
-                if t is not me:
+            # Draining work may inject workers and start LONG_RUNNING threads: join
+            # until none is left (each leaves these collections before it ends).
+            while True:
+                with self.lock:
+                    threads = [w.thread for w in self.workers if w.thread is not None]
+                    threads += self.dedicated
+                threads = [t for t in threads if t is not me]
+                if not threads:
+                    break
+                for t in threads:
                     t.join()
 
 
@@ -385,6 +445,21 @@ def _counts(w: _Worker) -> tuple[int, int, int, int, int, int]:
     return (w.executed, w.global_dequeues, w.local_pushes, w.local_pops, w.steals, w.inlined)
 
 
+def _retract(core: _Core, task: Task[Any]) -> None:
+    """Shutdown raced a queue from outside: take ``task`` back and refuse it.
+
+    The producer appends, then reads ``shutting_down``; a worker reads the queues
+    after ``shutting_down`` is set before it exits. So either a draining worker
+    sees the task (and may already have taken it: then it runs), or we see the
+    flag and remove it here - never is it left in a queue nobody serves.
+    """
+    try:
+        core.global_queue.remove(task)
+    except (ValueError, IndexError):
+        return  # a draining worker took it
+    raise InvalidOperationError("the scheduler has been shut down")
+
+
 def _run_dedicated(core: _Core, task: Task[Any]) -> None:
     try:
         task._execute()
@@ -432,8 +507,9 @@ class WorkStealingScheduler(TaskScheduler):
             )
         self._core = _Core(max_workers, min_workers, max_threads, thread_name_prefix or "taskloom")
         self._core.thread_name = type(self)._thread_name
-        _live_cores.add(self._core)
-        self._finalizer = weakref.finalize(self, _Core.shutdown, self._core, False)
+        with _live_lock:
+            _live_cores.add(self._core)
+        self._finalizer = weakref.finalize(self, _Core.abandon, self._core)
 
     @property
     def maximum_concurrency_level(self) -> int:
@@ -452,7 +528,7 @@ class WorkStealingScheduler(TaskScheduler):
             raise InvalidOperationError("the scheduler has been shut down")
         flags = task._flags
         if flags & F_LONG_RUNNING:
-            self._start_dedicated(task)
+            self._start_dedicated(task, worker is None or worker.core is not core)
             return
         if worker is not None and worker.core is core and not flags & F_PREFER_FAIRNESS:
             worker.local.append(task)
@@ -461,12 +537,14 @@ class WorkStealingScheduler(TaskScheduler):
             if not core.started:
                 core.start()
             core.global_queue.append(task)
+            if core.shutting_down and (worker is None or worker.core is not core):
+                _retract(core, task)
         if core.idle:
             core.wake_one()
-        elif core.blocked:
+        elif core.blocked or len(core.workers) < core.max_workers:
             core.maybe_inject()
 
-    def _start_dedicated(self, task: Task[Any]) -> None:
+    def _start_dedicated(self, task: Task[Any], from_outside: bool) -> None:
         core = self._core
         thread = threading.Thread(
             target=_run_dedicated,
@@ -475,9 +553,12 @@ class WorkStealingScheduler(TaskScheduler):
             daemon=False,
         )
         with core.lock:
+            if core.shutting_down and from_outside:
+                raise InvalidOperationError("the scheduler has been shut down")
             core.long_running += 1
             core.dedicated.add(thread)
-        thread.start()
+            # Started under the lock: shutdown never sees (and joins) an unstarted thread.
+            thread.start()
 
     def try_execute_task_inline(self, task: Task[Any], task_was_previously_queued: bool) -> bool:
         """Run ``task`` here if it was not queued yet, or is still in this worker's own deque."""
@@ -486,16 +567,14 @@ class WorkStealingScheduler(TaskScheduler):
             if worker is None or worker.core is not self._core:
                 return False
             own = worker.local
-            if own and own[-1] is task:
-                try:
-                    own.pop()
-                except IndexError:
-                    return False
-            else:
-                try:
+            # A thief may empty the deque between any two of these calls: IndexError.
+            try:
+                if own[-1] is task:
+                    own.pop()  # only we take from the right: it is still ``task``
+                else:
                     own.remove(task)
-                except ValueError:
-                    return False
+            except (IndexError, ValueError):
+                return False
         if task._scheduler is not self:
             return self.try_execute_task(task)  # raises the proper error
         ran = task._execute()
@@ -546,7 +625,13 @@ class WorkStealingScheduler(TaskScheduler):
         )
 
     def shutdown(self, wait: bool = True) -> None:
-        """Stop accepting tasks; workers drain the queues, then exit (joined if ``wait``)."""
+        """Stop accepting tasks; workers drain the queues, then exit (joined if ``wait``).
+
+        A task queued from outside the pool afterwards ends ``FAULTED`` with
+        :class:`InvalidOperationError`; work already queued, and work it starts,
+        still runs. With ``wait`` this blocks, without timeout, until every pool
+        and ``LONG_RUNNING`` thread has exited (other than the calling one).
+        """
         self._finalizer.detach()
         self._core.shutdown(wait)
 
@@ -559,9 +644,22 @@ def _check_count(value: object, name: str, minimum: int) -> None:
 
 
 def _shutdown_all_at_exit() -> None:
-    for core in list(_live_cores):
+    with _live_lock:
+        cores = list(_live_cores)
+    for core in cores:
         core.shutdown(wait=True)
 
 
+def _after_fork_in_child() -> None:
+    global _live_lock
+    _live_lock = threading.Lock()
+    for core in list(_live_cores):
+        core.forked()
+    # The forking thread may have been a pool worker; in the child it is none.
+    _context.local.worker = None
+
+
 threading._register_atexit(_shutdown_all_at_exit)  # type: ignore[attr-defined]
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_after_fork_in_child)
 set_default_factory(WorkStealingScheduler)
