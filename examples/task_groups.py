@@ -31,6 +31,7 @@ def tasks_from_two_functions() -> None:
         lambda: tasks.run(print_message, 3.14),
     )
     status = tasks.wait()  # waits for every task, wherever it was added from
+    assert status is tl.TaskGroupStatus.COMPLETED
     print("group:", status.name)
 
 

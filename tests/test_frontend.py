@@ -67,6 +67,13 @@ async def test_await_raises_exactly_what_result_raises() -> None:
     assert len(agg.value.exceptions) == 2
 
 
+async def test_a_task_that_raised_stop_iteration_does_not_hang_its_awaiter() -> None:
+    task = tl.run(_fail, StopIteration(1))
+    with pytest.raises(RuntimeError, match="StopIteration") as caught:
+        await task
+    assert isinstance(caught.value.__cause__, StopIteration)
+
+
 async def test_awaiting_a_canceled_task_raises_task_canceled_error() -> None:
     cts = tl.CancellationTokenSource()
     cts.cancel()
@@ -342,6 +349,25 @@ async def test_to_thread_returns_and_raises() -> None:
         await tl.to_thread(42)  # type: ignore[arg-type]
 
 
+def test_offload_arguments_are_checked_at_the_call() -> None:
+    with pytest.raises(TypeError, match="callable"):
+        _ = tl.to_thread(42)  # type: ignore[arg-type]
+    with pytest.raises(TypeError, match="token"):
+        _ = tl.to_thread(print, token="nope")  # type: ignore[arg-type]
+    with pytest.raises(TypeError, match="callable"):
+        _ = tl.to_process(None)  # type: ignore[arg-type]
+
+
+async def test_cancelled_awaiters_leave_no_continuations_behind() -> None:
+    tcs: tl.TaskCompletionSource[int] = tl.TaskCompletionSource()
+    for _ in range(100):
+        with anyio.move_on_after(0.001):
+            await tcs.task
+    assert not tcs.task._conts  # every cancelled awaiter unregistered itself
+    tcs.set_result(1)
+    assert await tcs.task == 1
+
+
 async def test_to_thread_sees_the_coroutines_contextvars() -> None:
     request_id.set("req-1")
     assert await tl.to_thread(request_id.get) == "req-1"
@@ -392,6 +418,50 @@ async def test_cancelling_the_awaiter_cancels_running_work() -> None:
             await tl.to_thread(work)
     assert scope.cancelled_caught
     assert await tl.to_thread(observed.wait, 10)
+
+
+async def test_work_that_looks_at_its_token_after_the_awaiter_left_sees_it_canceled() -> None:
+    gate = threading.Event()
+    seen: list[bool] = []
+
+    def work() -> None:
+        gate.wait(10)  # the awaiter is cancelled meanwhile
+        seen.append(tl.current_token().is_cancellation_requested)
+
+    started = threading.Event()
+
+    def work_started() -> None:
+        started.set()
+        work()
+
+    with anyio.CancelScope() as scope:
+
+        async def cancel_when_started() -> None:
+            await tl.to_thread(started.wait, 10)
+            scope.cancel()
+
+        async with anyio.create_task_group() as group:
+            group.start_soon(cancel_when_started)
+            await tl.to_thread(work_started)
+    gate.set()
+    await tl.to_thread(lambda: None)
+    for _ in range(100):
+        if seen:
+            break
+        await anyio.sleep(0.01)
+    assert seen == [True]
+
+
+async def test_the_token_of_offloaded_work_is_stable() -> None:
+    def tokens() -> tuple[tl.CancellationToken, tl.CancellationToken, bool]:
+        task = tl.current_task()
+        assert task is not None
+        return tl.current_token(), task.token, tl.current_token().can_be_canceled
+
+    first, second, cancelable = await tl.to_thread(tokens)
+    assert first == second
+    assert cancelable
+    assert not first.is_cancellation_requested
 
 
 class _HoldingScheduler(tl.TaskScheduler):

@@ -368,3 +368,15 @@ def test_group_tasks_may_cancel_their_group() -> None:
     group.run(canceller)
     assert group.wait() is tl.TaskGroupStatus.CANCELED
     assert hits == [True]
+
+
+def test_nested_groups_inside_a_one_thread_executor() -> None:
+    # No thread injection there (max_workers is a hard bound): inlining alone must do.
+    def fib(n: int) -> int:
+        if n < 2:
+            return n
+        a, b = tl.parallel_invoke(lambda: fib(n - 1), lambda: fib(n - 2))
+        return int(a + b)
+
+    with tl.ThreadExecutor(max_workers=1) as ex:
+        assert ex.submit(fib, 12).result(timeout=50) == 144

@@ -432,7 +432,9 @@ def test_max_tasks_per_child_recycles_workers() -> None:
         assert pids[0] == pids[1]
         assert pids[2] == pids[3]
         assert pids[4] == pids[5]
-        assert procs.statistics().crashes == 0
+        stats = procs.statistics()
+        assert stats.crashes == 0
+        assert stats.restarts == 2
 
 
 def test_shutdown_wait_drains_and_refuses_new_work() -> None:

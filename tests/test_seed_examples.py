@@ -470,7 +470,16 @@ def test_from_result_serves_pre_computed_values(pool: tl.TaskScheduler) -> None:
 # -- Cancellation of a task and its children ("How to: Cancel a Task and Its Children") -------
 
 
-def test_cancel_a_task_and_its_children(pool: tl.TaskScheduler) -> None:
+def test_cancel_a_task_and_its_children() -> None:
+    # Three bodies block at once (they poll their token), so three workers.
+    pool = tl.WorkStealingScheduler(3)
+    try:
+        _cancel_a_task_and_its_children(pool)
+    finally:
+        pool.shutdown(wait=True)
+
+
+def _cancel_a_task_and_its_children(pool: tl.TaskScheduler) -> None:
     tasks: list[tl.Task[Any]] = []
     lock = threading.Lock()
     children_started = threading.Barrier(3, timeout=WAIT)  # two children + the test

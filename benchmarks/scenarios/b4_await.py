@@ -136,7 +136,9 @@ def _measure_asyncio_loop(
         runner.get_loop().set_default_executor(pool)
         offloads = _asyncio_offloads()
         concurrent_bodies = {
-            impl: (lambda impl=impl, off=off: runner.run(_asyncio_concurrent(loop_name, impl, off, n)))
+            impl: (
+                lambda impl=impl, off=off: runner.run(_asyncio_concurrent(loop_name, impl, off, n))
+            )
             for impl, off in offloads.items()
         }
         latency_bodies = {

@@ -25,8 +25,9 @@ from typing import Any
 import _benchkit as kit
 
 _HERE = os.path.dirname(os.path.abspath(__file__))
-if _HERE not in sys.path:  # spawned workers (loky) import _proctasks too
-    sys.path.insert(0, _HERE)
+# Kept on sys.path for good (the runner removes the copy it added after import), so
+# workers that import their task functions by name (spawned loky workers) find them.
+sys.path.append(_HERE)
 
 import _proctasks as pt  # noqa: E402
 

@@ -3,16 +3,20 @@
 Installed into the core at import (the core stays loop-agnostic):
 
 * ``await task`` (``_task._await_hook``) on asyncio, uvloop and trio. The awaiter
-  registers a waiter as a continuation of the task; when the task completes on
-  some thread, the waiter posts its resumption to the awaiting loop's
-  :class:`LoopScheduler` (batched: one loop wakeup per burst), which resolves
-  an asyncio future or reschedules the trio task on the loop thread::
+  registers itself as a continuation of the task (on asyncio, an
+  :class:`~taskloom._loop.AwaitFuture`, which is both the future the coroutine
+  waits on and the continuation); when the task completes on some thread, the
+  resumption is posted to the awaiting loop's :class:`LoopScheduler` (batched:
+  one loop wakeup per burst), whose drain resolves the future with the task's
+  outcome or reschedules the trio task, on the loop thread::
 
-      worker thread: task._complete ─▶ waiter(task) ─▶ LoopScheduler._post(waiter.fire)
-      loop thread:   _drain ─▶ waiter.fire() ─▶ future.set_result / trio reschedule
-                     ─▶ the awaiting coroutine resumes and raises what result() raises
+      worker thread: task._complete ─▶ AwaitFuture(task) ─▶ LoopScheduler._post(future)
+      loop thread:   _drain ─▶ future.resolve() ─▶ set_result / set_exception
+                     ─▶ the awaiting coroutine resumes: the result, or what result() raises
+      (trio:         _TrioWaiter(task) ─▶ _post(fire) ─▶ trio.lowlevel.reschedule)
 
-  Cancelling the awaiting coroutine removes the waiter and never cancels the task.
+  Cancelling the awaiting coroutine removes its continuation; it never cancels
+  the task.
 * coroutine functions as task bodies and continuations (``_task._coroutine_hook``
   picks the loop scheduler; the body call returns a coroutine, which the
   awaitable hook turns into a task running on that loop, in the task's context);
@@ -39,12 +43,14 @@ from ._scheduler import TaskScheduler
 from ._task import (
     _CANCELED,
     _FAULTED,
+    _LAZY_TOKEN,
     _RAN_TO_COMPLETION,
     F_DENY_CHILD_ATTACH,
     F_LAZY_CANCELLATION,
     Task,
     _check_token,
     _new_promise,
+    _token_of,
     start_task,
 )
 from ._util import check_callable
@@ -267,7 +273,7 @@ def to_thread(
     """
     check_callable(fn)
     scheduler = TaskScheduler._default or TaskScheduler.default()
-    return _offload(fn, args, None if token is None else _check_token(token), scheduler)
+    return _offload(fn, args, None if token is None else _check_token(token), scheduler, True)
 
 
 def to_process(
@@ -288,7 +294,8 @@ def to_process(
     """
     check_callable(fn)
     scheduler = _process_scheduler()
-    return _offload(fn, args, None if token is None else _check_token(token), scheduler)
+    checked = None if token is None else _check_token(token)
+    return _offload(fn, args, checked, scheduler, False)
 
 
 async def _offload(
@@ -296,19 +303,30 @@ async def _offload(
     args: tuple[Any, ...],
     token: CancellationToken | None,
     scheduler: TaskScheduler,
+    lazy_token: bool,
 ) -> T:
-    """The coroutine behind ``to_thread``/``to_process``: start, await, cancel if cancelled."""
-    if token is None:
-        # Only this coroutine can cancel the work: skip the token registration (the
-        # task is canceled directly below), and there are no links to close.
-        linked = False
-        cts = CancellationTokenSource()
-        flags = F_DENY_CHILD_ATTACH | F_LAZY_CANCELLATION
-    else:
-        linked = True
+    """The coroutine behind ``to_thread``/``to_process``: start, await, cancel if cancelled.
+
+    Without ``token``, only this coroutine can cancel the work. ``lazy_token``
+    (threads) then gives the task a token made on first use (most calls never
+    look at it); otherwise (processes, whose scheduler watches the token from
+    the start) a plain source whose token the task does not register on, since
+    a queued task is canceled directly below.
+    """
+    cts: CancellationTokenSource | None
+    if token is not None:
         cts = CancellationTokenSource.create_linked(token)
+        task_token = cts.token
         flags = F_DENY_CHILD_ATTACH
-    task: Task[T] = start_task(fn, args, token=cts.token, flags=flags, scheduler=scheduler)
+    elif lazy_token:
+        cts = None
+        task_token = _LAZY_TOKEN
+        flags = F_DENY_CHILD_ATTACH
+    else:
+        cts = CancellationTokenSource()
+        task_token = cts.token
+        flags = F_DENY_CHILD_ATTACH | F_LAZY_CANCELLATION
+    task: Task[T] = start_task(fn, args, token=task_token, flags=flags, scheduler=scheduler)
     try:
         return await task
     except BaseException:
@@ -316,10 +334,13 @@ async def _offload(
             # The awaiter was cancelled: so is the work. Queued, it never starts;
             # running, its token is canceled (a process worker is terminated).
             task._try_cancel()
-            cts.cancel()
+            source = cts if cts is not None else _token_of(task)._source
+            assert source is not None
+            source.cancel()
         raise
     finally:
-        if linked:
+        if token is not None:
+            assert cts is not None
             cts.close()
 
 

@@ -467,8 +467,14 @@ class AwaitFuture(asyncio.Future):  # type: ignore[type-arg]
         task = self.task
         if task._status == _RAN_TO_COMPLETION:
             self.set_result(task._result)
-        else:
-            self.set_exception(task._outcome_error())
+            return
+        error = task._outcome_error()
+        if isinstance(error, StopIteration):
+            # A future cannot carry StopIteration (nor can a coroutine raise it).
+            wrapped = RuntimeError(f"{task!r} raised StopIteration")
+            wrapped.__cause__ = error
+            error = wrapped
+        self.set_exception(error)
 
     def cancel(self, msg: Any = None) -> bool:
         if not super().cancel(msg):

@@ -34,7 +34,11 @@ from collections.abc import Callable, Generator, Iterable, Sequence
 from typing import Any, Generic, TypeVar, cast
 
 from . import _context
-from ._cancellation import CancellationToken, CancellationTokenRegistration
+from ._cancellation import (
+    CancellationToken,
+    CancellationTokenRegistration,
+    CancellationTokenSource,
+)
 from ._enums import TaskContinuationOptions, TaskCreationOptions, TaskStatus
 from ._errors import (
     InvalidOperationError,
@@ -113,6 +117,11 @@ MAX_INLINE_DEPTH = 40
 MAX_COMPLETION_DEPTH = 32
 
 _NONE_TOKEN = CancellationToken.NONE
+# The token of a task whose real token is made on first use (see _token_of): it is
+# not NONE (identity tells them apart), but like NONE it has no source, so creating
+# the task registers nothing. Used by to_thread: most offloaded calls never look
+# at their token, and a source per call would cost an allocation the collector tracks.
+_LAZY_TOKEN = CancellationToken(None)
 _allocate_lock = _thread.allocate_lock
 _local = _context.local
 _copy_context = contextvars.copy_context
@@ -151,13 +160,14 @@ def is_coroutine_function(fn: object) -> bool:
     if type(fn) is _FunctionType:
         if fn.__code__.co_flags & _CO_COROUTINE:
             return True
-        if getattr(fn, "_is_coroutine_marker", None) is None:  # inspect.markcoroutinefunction
-            return False
+        if not _HAS_COROUTINE_MARK or getattr(fn, "_is_coroutine_marker", None) is None:
+            return False  # (3.12+: inspect.markcoroutinefunction may mark a plain function)
     return inspect.iscoroutinefunction(fn)
 
 
 _FunctionType = type(is_coroutine_function)
 _CO_COROUTINE = inspect.CO_COROUTINE
+_HAS_COROUTINE_MARK = hasattr(inspect, "markcoroutinefunction")
 
 
 def _is_task_like(obj: object) -> bool:
@@ -297,7 +307,7 @@ class Task(concurrent.futures.Future[T]):
     @property
     def token(self) -> CancellationToken:
         """The cancellation token the task observes (``CancellationToken.NONE`` if none)."""
-        return self._token
+        return _token_of(self)
 
     @property
     def is_completed(self) -> bool:
@@ -381,7 +391,7 @@ class Task(concurrent.futures.Future[T]):
                 raise TimeoutError(f"{self!r} did not complete within {timeout} seconds")
             if self._status != _RAN_TO_COMPLETION:
                 raise self._outcome_error()
-        return cast(T, self._result)
+        return self._result  # type: ignore[no-any-return]  # (no cast() call: hot path)
 
     def exception(self, timeout: float | None = None) -> BaseException | None:
         """The task's exception (``None`` if it ran to completion), blocking like ``result``.
@@ -914,7 +924,7 @@ class Task(concurrent.futures.Future[T]):
             self._args = (antecedent._result, *(args[1:] if args else ()))
         else:
             self._args = (antecedent, *(self._args or ()))
-        scheduler = cast(TaskScheduler, self._scheduler)
+        scheduler: TaskScheduler = self._scheduler  # type: ignore[assignment]
         self._lock.acquire()  # (acquire/release: a `with` costs twice as much)
         try:
             if self._status != _WAITING_FOR_ACTIVATION:
@@ -1178,7 +1188,7 @@ def _resolve_scheduler(scheduler: object) -> TaskScheduler:
         raise TypeError(
             f"scheduler must be a TaskScheduler or None, not {type(scheduler).__name__}"
         )
-    return cast(TaskScheduler, scheduler)
+    return scheduler  # type: ignore[return-value]
 
 
 def _init_task(
@@ -1346,7 +1356,19 @@ def current_task() -> Task[Any] | None:
 def current_token() -> CancellationToken:
     """The token of the task running on this thread (``CancellationToken.NONE`` if none)."""
     task = _context.local.task
-    return task._token if task is not None else CancellationToken.NONE
+    return _token_of(task) if task is not None else CancellationToken.NONE
+
+
+def _token_of(task: Task[Any]) -> CancellationToken:
+    """``task._token``, made now (once, under the task's lock) if it is still lazy."""
+    token = task._token
+    if token is not _LAZY_TOKEN:
+        return token
+    with task._lock:
+        token = task._token
+        if token is _LAZY_TOKEN:
+            token = task._token = CancellationTokenSource().token
+    return token
 
 
 # == promise-style tasks ==================================================================

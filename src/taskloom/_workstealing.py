@@ -56,6 +56,8 @@ from ._errors import InvalidOperationError
 from ._scheduler import SchedulerStatistics, TaskScheduler, set_default_factory
 from ._task import F_LONG_RUNNING, F_PREFER_FAIRNESS
 
+_local = _context.local
+
 if TYPE_CHECKING:
     from ._task import Task
 
@@ -100,7 +102,6 @@ class _Worker:
     __slots__ = (
         "blocked",
         "core",
-        "executed",
         "global_dequeues",
         "inlined",
         "local",
@@ -119,7 +120,6 @@ class _Worker:
         self.wake.acquire()
         self.thread: threading.Thread | None = None
         self.blocked = 0  # nesting depth of blocking waits (owner thread writes)
-        self.executed = 0
         self.global_dequeues = 0
         self.local_pushes = 0
         self.local_pops = 0
@@ -243,7 +243,7 @@ class _Core:
         if self.shutting_down and not self.workers:
             self.tick = None
             return
-        progress = sum(w.executed for w in self.workers)
+        progress = sum(w.local_pops + w.global_dequeues + w.steals for w in self.workers)
         if progress == self.last_progress and self.has_work() and not self.idle:
             with self.lock:
                 if self._may_add_thread_locked():
@@ -434,7 +434,6 @@ def _worker_main(core: _Core, worker: _Worker) -> None:
                 import logging
 
                 logging.getLogger("taskloom").exception("taskloom worker: internal error")
-            worker.executed += 1
     finally:
         local.worker = None
         with core.lock:
@@ -442,7 +441,9 @@ def _worker_main(core: _Core, worker: _Worker) -> None:
 
 
 def _counts(w: _Worker) -> tuple[int, int, int, int, int, int]:
-    return (w.executed, w.global_dequeues, w.local_pushes, w.local_pops, w.steals, w.inlined)
+    # Every dequeued task is executed (or skipped, if canceled or inlined elsewhere meanwhile).
+    executed = w.local_pops + w.global_dequeues + w.steals
+    return (executed, w.global_dequeues, w.local_pushes, w.local_pops, w.steals, w.inlined)
 
 
 def _retract(core: _Core, task: Task[Any]) -> None:
@@ -522,23 +523,24 @@ class WorkStealingScheduler(TaskScheduler):
         ``LONG_RUNNING`` tasks get a dedicated thread.
         """
         core = self._core
-        worker = _context.local.worker
-        if core.shutting_down and (worker is None or worker.core is not core):
-            # Work spawned by running work is still accepted while the pool drains.
-            raise InvalidOperationError("the scheduler has been shut down")
+        worker = _local.worker
         flags = task._flags
-        if flags & F_LONG_RUNNING:
-            self._start_dedicated(task, worker is None or worker.core is not core)
-            return
-        if worker is not None and worker.core is core and not flags & F_PREFER_FAIRNESS:
+        own = worker is not None and worker.core is core
+        if own and not flags & (F_LONG_RUNNING | F_PREFER_FAIRNESS):
             worker.local.append(task)
             worker.local_pushes += 1
         else:
+            if core.shutting_down and not own:
+                # Work spawned by running work is still accepted while the pool drains.
+                raise InvalidOperationError("the scheduler has been shut down")
+            if flags & F_LONG_RUNNING:
+                self._start_dedicated(task, not own)
+                return
             if not core.started:
                 core.start()
             core.global_queue.append(task)
-            if core.shutting_down and (worker is None or worker.core is not core):
-                _retract(core, task)
+            if core.shutting_down and not own:
+                _retract(core, task)  # shutdown raced the append: refuse, don't strand
         if core.idle:
             core.wake_one()
         elif core.blocked or len(core.workers) < core.max_workers:

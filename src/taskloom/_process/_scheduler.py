@@ -11,6 +11,7 @@ import multiprocessing.process
 import os
 import selectors
 import signal
+import sys
 import threading
 import warnings
 import weakref
@@ -192,6 +193,7 @@ class _Pool:
         self.killed = 0
         self.crashes = 0
         self.restarts = 0
+        self.ended = 0  # workers gone (not at shutdown) and not yet replaced
         self.shm_bytes = 0
         self.running = 0
 
@@ -323,11 +325,14 @@ class _Pool:
             daemon=False,
         )
         try:
-            with warnings.catch_warnings():
-                # Python 3.12+ warns that fork() in a threaded process may deadlock the
-                # child. Ours forks from this thread on purpose, and the child runs only
-                # the worker loop, which takes no lock another parent thread could hold.
-                warnings.filterwarnings("ignore", ".*fork.*", DeprecationWarning)
+            if sys.version_info >= (3, 12) and ctx.get_start_method() == "fork":
+                with warnings.catch_warnings():
+                    # 3.12+ warns that fork() in a threaded process may deadlock the
+                    # child. This thread forks on purpose: the child runs only the
+                    # worker loop, which takes no lock another parent thread may hold.
+                    warnings.filterwarnings("ignore", ".*fork.*", DeprecationWarning)
+                    process.start()
+            else:
                 process.start()
         except Exception as exc:
             for conn in (task_r, task_w, result_r, result_w):
@@ -340,6 +345,9 @@ class _Pool:
             return
         task_r.close()
         result_w.close()
+        if self.ended:
+            self.ended -= 1
+            self.restarts += 1
         os.set_blocking(task_w.fileno(), False)
         os.set_blocking(result_r.fileno(), False)
         w = _Worker(process, task_w, result_r)
@@ -435,13 +443,10 @@ class _Pool:
             self.crashes += 1
         if crashed is not None:
             self.crashes += 1
-        if not self.shutting_down and (
-            crashed is not None
-            or w.killed
-            or (self.pending and len(self.workers) < self.max_workers)
-        ):
-            self.restarts += 1
-            self._start_worker()
+        if not self.shutting_down:
+            self.ended += 1  # the next worker started replaces this one
+            if crashed is not None or w.killed or self.pending:
+                self._start_worker()
         if crashed is not None:  # last, so its observers see the pool already repaired
             error = WorkerCrashedError(
                 f"the worker process (pid {w.pid}) running task {crashed.task.id} "
