@@ -39,6 +39,7 @@ from ._cancellation import (
     CancellationTokenRegistration,
     CancellationTokenSource,
 )
+from ._context import ThreadState
 from ._enums import TaskContinuationOptions, TaskCreationOptions, TaskStatus
 from ._errors import (
     InvalidOperationError,
@@ -650,10 +651,11 @@ class Task(concurrent.futures.Future[T]):
             return False
         return True
 
-    def _execute(self) -> bool:
+    def _execute(self, local: ThreadState | None = None) -> bool:
         """Run the body on this thread (via ``TaskScheduler.try_execute_task``).
 
         The hot path: one lock round-trip to claim the task, the body, one to complete.
+        ``local`` is this thread's state when the caller (a pool worker) has it at hand.
         """
         self._lock.acquire()  # (acquire/release: a `with` costs twice as much)
         try:
@@ -668,7 +670,8 @@ class Task(concurrent.futures.Future[T]):
                 # The parent was canceled before this attached child started: never run it.
                 self._finish_body_canceled(parent._token)
                 return False
-        local = _local
+        if local is None:
+            local = _local.state
         previous = local.task
         local.task = self
         try:
@@ -951,7 +954,7 @@ class Task(concurrent.futures.Future[T]):
 
     def _try_run_inline(self, scheduler: TaskScheduler, previously_queued: bool) -> bool:
         """Offer this task to ``scheduler`` to run on the calling thread (depth-bounded)."""
-        local = _context.local
+        local = _local.state
         depth = local.inline_depth
         if depth >= MAX_INLINE_DEPTH:
             return False
@@ -967,7 +970,7 @@ class Task(concurrent.futures.Future[T]):
             return True
         if token is not None:
             token.throw_if_cancellation_requested()
-        local = _local
+        local = _local.state
         if self._status == _WAITING_TO_RUN:
             scheduler = self._scheduler
             depth = local.inline_depth
@@ -1104,7 +1107,7 @@ def _run_nested(fn: Callable[..., object], *args: Any) -> None:
     default scheduler instead: a pool thread starts it on a fresh stack, and this
     thread need not unwind first (it may go on to wait for the outcome).
     """
-    local = _context.local
+    local = _local.state
     depth = local.completion_depth
     if depth >= MAX_COMPLETION_DEPTH:
         hop: Task[Any] = _new_task(
@@ -1172,7 +1175,7 @@ def _continuation_flags(options: object) -> int:
 
 def current_scheduler() -> TaskScheduler:
     """``TaskScheduler.current()``, inlined for the hot paths."""
-    task: Task[Any] | None = _local.task
+    task: Task[Any] | None = _local.state.task
     if task is not None and not task._flags & F_HIDE_SCHEDULER:
         scheduler = task._scheduler
         if scheduler is not None:
@@ -1219,7 +1222,7 @@ def _init_task(
 
 def _init_rare(task: Task[Any], token: CancellationToken, flags: int) -> None:
     if flags & F_ATTACHED:
-        parent = _local.task
+        parent = _local.state.task
         if parent is not None and not parent._flags & F_DENY_CHILD_ATTACH:
             parent._lock.acquire()
             try:
@@ -1350,12 +1353,12 @@ def _combined_parts(obj: object, kind: type) -> tuple[Any, ...]:
 
 def current_task() -> Task[Any] | None:
     """The task whose body runs on this thread, or None."""
-    return cast("Task[Any] | None", _context.local.task)
+    return cast("Task[Any] | None", _local.state.task)
 
 
 def current_token() -> CancellationToken:
     """The token of the task running on this thread (``CancellationToken.NONE`` if none)."""
-    task = _context.local.task
+    task = _local.state.task
     return _token_of(task) if task is not None else CancellationToken.NONE
 
 

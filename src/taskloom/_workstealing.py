@@ -400,8 +400,8 @@ def _default_thread_name(prefix: str, serial: int) -> str:
 
 
 def _worker_main(core: _Core, worker: _Worker) -> None:
-    local = _context.local
-    local.worker = worker
+    state = _local.state  # this thread's; passed to _execute to spare a thread-local lookup
+    state.worker = worker
     own = worker.local
     global_queue = core.global_queue
     try:
@@ -429,13 +429,13 @@ def _worker_main(core: _Core, worker: _Worker) -> None:
                 if core.idle and core.has_work():
                     core.wake_one()
             try:
-                task._execute()
+                task._execute(state)
             except BaseException:
                 import logging
 
                 logging.getLogger("taskloom").exception("taskloom worker: internal error")
     finally:
-        local.worker = None
+        state.worker = None
         with core.lock:
             core._remove_locked(worker)
 
@@ -523,7 +523,7 @@ class WorkStealingScheduler(TaskScheduler):
         ``LONG_RUNNING`` tasks get a dedicated thread.
         """
         core = self._core
-        worker = _local.worker
+        worker = _local.state.worker
         flags = task._flags
         own = worker is not None and worker.core is core
         if own and not flags & (F_LONG_RUNNING | F_PREFER_FAIRNESS):
@@ -564,7 +564,7 @@ class WorkStealingScheduler(TaskScheduler):
 
     def try_execute_task_inline(self, task: Task[Any], task_was_previously_queued: bool) -> bool:
         """Run ``task`` here if it was not queued yet, or is still in this worker's own deque."""
-        worker = _context.local.worker
+        worker = _local.state.worker
         if task_was_previously_queued:
             if worker is None or worker.core is not self._core:
                 return False

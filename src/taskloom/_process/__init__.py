@@ -26,6 +26,15 @@ Crash attribution: a worker runs its tasks in the order they were sent and
 writes each result before starting the next, so when it dies the parent reads
 what is left in its result pipe and then blames exactly the first task still in
 flight; the tasks behind it never started and are queued again.
+
+How this departs from ``concurrent.futures.process`` (whose management thread
+it follows): one pipe pair per worker instead of shared call/result queues, so
+the parent always knows which worker holds which task (a dead worker faults one
+task, never the pool: there is no broken state); no feeder thread (``queue_task``
+pickles on the caller's thread, so a pickling error faults that task at once);
+frames written and read raw, many per system call, instead of one
+``Connection.send`` per item; large buffers through shared memory; running tasks
+can be killed for cancellation; workers watch the parent and exit when it dies.
 """
 
 from __future__ import annotations
