@@ -1812,3 +1812,24 @@ def test_a_failing_done_callback_is_logged_not_swallowed(
         assert task.result(WAIT) == 1
     errors = [r for r in caplog.records if r.name == "taskloom" and r.exc_info]
     assert any(str(r.exc_info[1]) == "in callback" for r in errors if r.exc_info)
+
+
+def test_a_continuation_canceled_by_its_token_leaves_its_antecedent(
+    scheduler: tl.TaskScheduler,
+) -> None:
+    # A long-lived antecedent (a shutdown signal, say) must not keep every continuation
+    # that was canceled early alive until it completes.
+    signal: tl.TaskCompletionSource[int] = tl.TaskCompletionSource()
+    refs = []
+    for _ in range(50):
+        with tl.CancellationTokenSource() as cts:
+            cont = signal.task.continue_with(lambda t: None, token=cts.token, scheduler=scheduler)
+            cts.cancel()
+        assert cont.status is S.CANCELED
+        refs.append(weakref.ref(cont))
+        del cont
+    gc.collect()
+    assert all(r() is None for r in refs)
+    survivor = signal.task.continue_with(lambda t: t.result() + 1, scheduler=scheduler)
+    signal.set_result(1)
+    assert survivor.result(WAIT) == 2

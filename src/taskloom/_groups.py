@@ -30,6 +30,7 @@ from ._errors import (
     InvalidOperationError,
     OperationCanceledError,
     TaskCanceledError,
+    aggregate,
 )
 from ._task import _CANCELED, _FAULTED, _RAN_TO_COMPLETION, Task, _check_token
 from ._util import check_callable, check_timeout
@@ -69,11 +70,8 @@ _NO_LOCK = _NoLock()
 def _raise_faults(faults: list[BaseException]) -> None:
     if len(faults) == 1:
         raise faults[0]
-    for fault in faults:
-        if not isinstance(fault, Exception):
-            raise fault  # KeyboardInterrupt, SystemExit...: cannot go into an AggregateError
     if faults:
-        raise AggregateError("One or more errors occurred.", faults)  # type: ignore[arg-type]
+        raise aggregate("One or more errors occurred.", faults)
 
 
 class TaskGroup:
@@ -158,11 +156,9 @@ class TaskGroup:
         self.cancel()
         try:
             self.wait()
-        except Exception as faults:
-            if not isinstance(exc, Exception):
-                raise exc from faults
+        except Exception as faults:  # noqa: BLE001 - re-raised, merged with exc
             others = list(faults.exceptions) if isinstance(faults, AggregateError) else [faults]
-            raise AggregateError("One or more errors occurred.", [exc, *others]) from None
+            raise aggregate("One or more errors occurred.", [exc, *others]) from None
         raise exc
 
     def wait(self, timeout: float | None = None) -> TaskGroupStatus:

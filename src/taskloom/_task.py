@@ -259,6 +259,8 @@ class Task(concurrent.futures.Future[T]):
     _token_reg: CancellationTokenRegistration | None = None
     _cf_waiters: list[Any] | None = None
     _id: int = 0
+    # A continuation with a cancelable token: its antecedent, until activated or canceled.
+    _antecedent: Task[Any] | None = None
     # The operands of a when_all/when_any promise (for & and | flattening).
     _parts: tuple[Any, ...] | None = None
 
@@ -683,7 +685,20 @@ class Task(concurrent.futures.Future[T]):
             local.task = previous
             flags = self._flags
             if not flags & (F_UNWRAP | F_RARE):
-                self._complete(_RAN_TO_COMPLETION, result, None)  # the common case
+                # The common case, _complete's success path inlined. Only this thread can
+                # finalize a RUNNING task, so the final-state check is not needed.
+                lock = self._lock
+                lock.acquire()
+                assert self._status == _RUNNING
+                self._status = _RAN_TO_COMPLETION
+                conts = self._conts
+                self._conts = None
+                self._result = result
+                flags = self._flags  # F_RARE may have appeared (concurrent.futures waiters)
+                lock.release()
+                self._fn = self._args = self._ctx = None
+                if conts is not None or flags & F_RARE:
+                    self._after_complete(_RAN_TO_COMPLETION, flags, conts, None)
             elif flags & F_UNWRAP and result is not None and _is_task_like(result):
                 if flags & F_COROUTINE:
                     # The coroutine starts on its loop in (a copy of) the task's context.
@@ -804,7 +819,18 @@ class Task(concurrent.futures.Future[T]):
         finally:
             self._lock.release()
         self._fn = self._args = self._ctx = None
+        self._after_complete(status, flags, conts, waiters)
+        return True
+
+    def _after_complete(
+        self, status: int, flags: int, conts: Any, waiters: list[Any] | None
+    ) -> None:
+        """What follows the final transition, outside the lock, on the completing thread."""
         if flags & F_RARE:
+            if waiters is None:
+                self._lock.acquire()
+                waiters = list(self._cf_waiters or ())
+                self._lock.release()
             self._complete_rare(status, waiters)
         if conts is not None:
             if type(conts) is list:
@@ -812,7 +838,6 @@ class Task(concurrent.futures.Future[T]):
                     self._run_continuation(cont)
             else:
                 self._run_continuation(conts)
-        return True
 
     def _complete_rare(self, status: int, waiters: list[Any] | None) -> None:
         """The part of completion only tasks with F_RARE need."""
@@ -852,7 +877,13 @@ class Task(concurrent.futures.Future[T]):
         return self._complete(status, result, excs)
 
     def _cancel_from_token(self) -> None:
-        self._try_cancel()
+        if self._try_cancel():
+            antecedent = self._antecedent
+            if antecedent is not None:
+                # A continuation canceled early leaves its antecedent's list at once, so a
+                # long-lived antecedent does not keep canceled continuations alive.
+                self._antecedent = None
+                antecedent._remove_continuation(self)
 
     # -- continuation plumbing --------------------------------------------------------
 
@@ -904,6 +935,8 @@ class Task(concurrent.futures.Future[T]):
         if self._status != _WAITING_FOR_ACTIVATION:
             return  # canceled by its token already
         flags = self._flags
+        if flags & F_RARE:
+            self._antecedent = None
         status = antecedent._status
         if flags & _FILTER_FLAGS and (
             (status == _RAN_TO_COMPLETION and flags & F_NOT_ON_RAN)
@@ -1287,10 +1320,23 @@ def start_task(
     scheduler: TaskScheduler,
 ) -> Task[Any]:
     """Create and queue a task in one step (``run``, ``start_new``, executors)."""
+    # _init_task, inlined: this is the hottest construction path.
     task = _task_new(Task)
-    _init_task(task, fn, args, state, token, flags, _WAITING_TO_RUN)
-    if task._status != _WAITING_TO_RUN:
-        return task  # its token was canceled already
+    task._lock = _allocate_lock()
+    task._status = _WAITING_TO_RUN
+    task._flags = flags
+    task._fn = fn
+    task._args = args
+    task._ctx = _copy_context()
+    task._token = token
+    task._result = None
+    task._conts = None
+    if state is not None:
+        task._async_state = state
+    if flags & F_ATTACHED or token._source is not None:
+        _init_rare(task, token, flags)
+        if task._status != _WAITING_TO_RUN:
+            return task  # its token was canceled already
     task._scheduler = scheduler
     try:
         scheduler.queue_task(task)
@@ -1324,7 +1370,11 @@ def _make_continuation(
         cont._scheduler = sched
     if cont._status != _WAITING_FOR_ACTIVATION:
         return cont  # canceled by its token already
+    if tok._source is not None:
+        cont._antecedent = antecedent  # so that cancellation can unhook it (_cancel_from_token)
     antecedent._add_continuation(cont)
+    if cont._status >= _RAN_TO_COMPLETION:
+        antecedent._remove_continuation(cont)  # its token fired while it was being added
     return cont
 
 
