@@ -69,7 +69,7 @@ def main() -> None:
             doubled = tl.start_new(np.multiply, data, 2, scheduler=procs).result()
             print("numpy round trip ok:", bool((doubled == data * 2).all()))
 
-        stats = procs.statistics()
+        stats: tl.ProcessSchedulerStatistics = procs.statistics()
         print(
             f"stats: completed={stats.tasks_completed} crashes={stats.crashes} "
             f"killed={stats.tasks_killed} restarts={stats.restarts} "

@@ -80,6 +80,14 @@ def touch(path: str) -> None:
     Path(path).write_text("ran")
 
 
+def wait_for_file_then_pid(path: str, timeout: float) -> int:
+    # Polls: the blocker must hold its worker until the test says so, however slow the machine.
+    deadline = time.monotonic() + timeout
+    while not Path(path).exists() and time.monotonic() < deadline:
+        time.sleep(0.005)
+    return os.getpid()
+
+
 _initialized: list[int] = []
 
 
@@ -297,12 +305,16 @@ def test_canceling_a_task_queued_behind_another_in_a_worker_skips_it(tmp_path: P
         # Tiny tasks teach the scheduler to send several tasks per worker at once.
         for i in range(200):
             tl.start_new(square, i, scheduler=procs).result(WAIT)
-        blocker = tl.start_new(sleep_then_pid, 0.5, scheduler=procs)
+        go = tmp_path / "go"
+        blocker = tl.start_new(wait_for_file_then_pid, str(go), WAIT, scheduler=procs)
         cts = tl.CancellationTokenSource()
         behind = tl.start_new(touch, str(marker), token=cts.token, scheduler=procs)
         assert eventually(lambda: behind.status == S.RUNNING)  # sent to the worker
-        cts.cancel()
-        assert behind.status == S.CANCELED
+        try:
+            cts.cancel()  # acted on by the manager thread: skipped in the worker, no kill
+            assert eventually(lambda: behind.status == S.CANCELED)
+        finally:
+            go.write_text("go")
         pid = blocker.result(WAIT)
         assert tl.start_new(getpid, scheduler=procs).result(WAIT) == pid  # nobody was killed
         assert procs.statistics().tasks_killed == 0
