@@ -60,6 +60,7 @@ _CPU_BOUND_ATTR = "__taskloom_cpu_bound__"
 
 # Set once the interpreter starts shutting down (before non-daemon threads are
 # joined): submit then raises, as the standard executors do.
+_NO_TOKEN = CancellationToken.NONE
 _interpreter_exiting = False
 
 
@@ -99,21 +100,28 @@ class _Pool:
     def submit(
         self, fn: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any]
     ) -> Task[Any]:
-        check_callable(fn)
+        if not callable(fn):
+            check_callable(fn)
         if kwargs:
             fn = functools.partial(fn, **kwargs)
-        with self.lock:
+        lock = self.lock
+        lock.acquire()  # (acquire/release: a `with` costs twice as much on this hot path)
+        try:
             if self.broken is not None:
                 raise self.broken_error(self.broken)
             if self.shut_down:
                 raise RuntimeError("cannot schedule new futures after shutdown")
             if _interpreter_exiting:
                 raise RuntimeError("cannot schedule new futures after interpreter shutdown")
-            task = start_task(
-                fn, args, token=CancellationToken.NONE, flags=self.flags, scheduler=self.scheduler
-            )
-            self.submitted(task)
+            task = start_task(fn, args, token=_NO_TOKEN, flags=self.flags, scheduler=self.scheduler)
+            if self.tracks_submissions:
+                self.submitted(task)
+        finally:
+            lock.release()
         return task
+
+    # Whether submit() must call submitted() (only subclasses that track tasks do).
+    tracks_submissions = False
 
     def submitted(self, task: Task[Any]) -> None:
         """Called with ``lock`` held for each task submitted (subclasses track them)."""
@@ -495,6 +503,8 @@ class _ProcessPool(_Pool):
         task = super().submit(fn, args, kwargs)
         task._add_continuation(self._on_done)  # at once if already done
         return task
+
+    tracks_submissions = True
 
     def submitted(self, task: Task[Any]) -> None:
         self.pending.add(task)  # under lock: shutdown's snapshot sees every accepted task
