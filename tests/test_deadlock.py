@@ -10,7 +10,6 @@ second by making the tick very slow.
 from __future__ import annotations
 
 import threading
-import time
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -18,18 +17,13 @@ import pytest
 
 import taskloom as tl
 from taskloom import _workstealing
+from tests import helpers
 
 WAIT = 60.0
 
 
 def wait_until(predicate: Callable[[], bool], timeout: float = WAIT) -> bool:
-    """Poll ``predicate`` until true or ``timeout`` (for state with no event to wait on)."""
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        if time.monotonic() > deadline:
-            return False
-        time.sleep(0.005)
-    return True
+    return helpers.wait_until(predicate, timeout)
 
 
 @pytest.fixture

@@ -10,18 +10,13 @@ from typing import Any
 import pytest
 
 import taskloom as tl
+from tests import helpers
 
 WAIT = 30.0
 
 
 def wait_until(predicate: Callable[[], bool], timeout: float = WAIT) -> bool:
-    """Poll ``predicate`` until true or ``timeout`` (for state with no event to wait on)."""
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        if time.monotonic() > deadline:
-            return False
-        time.sleep(0.005)
-    return True
+    return helpers.wait_until(predicate, timeout)
 
 
 @pytest.fixture

@@ -25,6 +25,7 @@ import pytest
 
 import taskloom as tl
 from taskloom import TaskStatus as S
+from tests import helpers
 
 WAIT = 30.0
 SHM = Path("/dev/shm")
@@ -127,12 +128,7 @@ def our_segments() -> list[str]:
 
 
 def eventually(predicate: Callable[[], bool], timeout: float = WAIT) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(0.02)
-    return predicate()
+    return helpers.wait_until(predicate, timeout)
 
 
 def pid_gone(pid: int) -> bool:
