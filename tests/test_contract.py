@@ -1833,3 +1833,28 @@ def test_a_continuation_canceled_by_its_token_leaves_its_antecedent(
     survivor = signal.task.continue_with(lambda t: t.result() + 1, scheduler=scheduler)
     signal.set_result(1)
     assert survivor.result(WAIT) == 2
+
+
+@any_scheduler
+def test_concurrent_futures_waits_race_completion_without_losing_a_wakeup(
+    scheduler: tl.TaskScheduler,
+) -> None:
+    # Tasks share stripe locks; concurrent.futures holds several tasks' _condition at once
+    # from two threads while the tasks complete: every wait must see every completion.
+    def waiter(tasks: list[tl.Task[int]], out: list[int]) -> None:
+        done, not_done = concurrent.futures.wait(tasks, timeout=WAIT)
+        out.append(len(done) if not not_done else -1)
+        out.append(sum(1 for _ in concurrent.futures.as_completed(tasks, timeout=WAIT)))
+
+    for _ in range(20):
+        tasks = [tl.start_new(pow, i, 2, scheduler=scheduler) for i in range(64)]
+        outs: list[list[int]] = [[], []]
+        threads = [
+            threading.Thread(target=waiter, args=(tasks[k::2] + tasks[:8], outs[k]))
+            for k in range(2)
+        ]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(WAIT)
+        assert outs == [[36, 36], [36, 36]]  # 32 of one parity + 4 more of the first 8

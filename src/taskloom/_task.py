@@ -6,19 +6,25 @@ A :class:`Task` is a :class:`concurrent.futures.Future` whose status moves along
         [WAITING_FOR_CHILDREN_TO_COMPLETE] --> RAN_TO_COMPLETION | FAULTED | CANCELED
     WAITING_FOR_ACTIVATION (continuations, promises) --antecedent done--> WAITING_TO_RUN ...
 
-Every status change happens under the task's own ``_lock`` (a plain
-``threading.Lock``) and moves forward only; once final it never changes. The
-continuation list is swapped out under the same lock at completion, so a
-continuation registered concurrently with completion either lands in the
-list (and runs from the completer) or sees the final status (and runs from
-the registering thread) - exactly once either way.
+Every status change happens under the task's ``_lock`` and moves forward only;
+once final it never changes. The continuation list is swapped out under the same
+lock at completion, so a continuation registered concurrently with completion
+either lands in the list (and runs from the completer) or sees the final status
+(and runs from the registering thread) - exactly once either way.
+
+``_lock`` is one of a fixed set of re-entrant stripe locks shared by many tasks
+(a lock per task would be one more object for the garbage collector to track,
+and that cost dominates task creation). This is safe because the core never holds
+one task's ``_lock`` while taking another's; a stripe is re-entrant so that code
+run meanwhile on the same thread (a finalizer started by the garbage collector)
+cannot deadlock on a task that shares it.
 
 ``concurrent.futures.wait`` / ``as_completed`` reach into ``_condition``,
-``_state`` and ``_waiters``: ``_condition`` is the task's lock itself and
-``_waiters`` a lazily made list guarded by it, so those functions stay
-race-free against completion without a ``threading.Condition`` per task.
-Methods that ``wait()`` calls while holding that lock (``cancelled()``,
-``exception()`` on a done task) never take it again.
+``_state`` and ``_waiters`` and hold several futures' ``_condition`` at once, so
+``_condition`` is a lock of the task's own, made on first use (under the stripe,
+so completion either sees it or happens before it exists); completion takes it
+to read ``_waiters`` after the final status is set. Methods that ``wait()`` calls
+while holding it (``cancelled()``, ``exception()`` on a done task) take no lock.
 """
 
 from __future__ import annotations
@@ -124,6 +130,9 @@ _NONE_TOKEN = CancellationToken.NONE
 # at their token, and a source per call would cost an allocation the collector tracks.
 _LAZY_TOKEN = CancellationToken(None)
 _allocate_lock = _thread.allocate_lock
+# Stripe locks for Task._lock (see the module docstring); a power of two.
+_STRIPES = tuple(_thread.RLock() for _ in range(1024))
+_STRIPE_MASK = len(_STRIPES) - 1
 _local = _context.local
 _copy_context = contextvars.copy_context
 _id_counter = itertools.count(1)
@@ -235,7 +244,7 @@ class Task(concurrent.futures.Future[T]):
     )
 
     # (Annotations only: the slots above hold these.)
-    _lock: _thread.LockType
+    _lock: _thread.RLock
     _status: int
     _flags: int
     _fn: Callable[..., Any] | None
@@ -257,6 +266,8 @@ class Task(concurrent.futures.Future[T]):
     _parent: Task[Any] | None = None
     _children: int = 0
     _token_reg: CancellationTokenRegistration | None = None
+    # concurrent.futures' view (see the module docstring): its lock and waiters.
+    _cf_lock: _thread.LockType | None = None
     _cf_waiters: list[Any] | None = None
     _id: int = 0
     # A continuation with a cancelable token: its antecedent, until activated or canceled.
@@ -519,7 +530,17 @@ class Task(concurrent.futures.Future[T]):
 
     @property
     def _condition(self) -> Any:
-        return self._lock
+        cf_lock = self._cf_lock
+        if cf_lock is None:
+            self._lock.acquire()
+            try:
+                cf_lock = self._cf_lock
+                if cf_lock is None:
+                    cf_lock = self._cf_lock = _allocate_lock()
+                    self._flags |= F_RARE  # under _lock: completion will look at the waiters
+            finally:
+                self._lock.release()
+        return cf_lock
 
     @_condition.setter
     def _condition(self, value: Any) -> None:
@@ -540,11 +561,10 @@ class Task(concurrent.futures.Future[T]):
 
     @property
     def _waiters(self) -> list[Any]:
-        # Only called with _lock held (by concurrent.futures).
+        # Only called by concurrent.futures, holding _condition (the _cf_lock).
         waiters = self._cf_waiters
         if waiters is None:
             waiters = self._cf_waiters = []
-            self._flags |= F_RARE  # under _lock, like every later write of _flags
         return waiters
 
     @_waiters.setter
@@ -698,7 +718,7 @@ class Task(concurrent.futures.Future[T]):
                 lock.release()
                 self._fn = self._args = self._ctx = None
                 if conts is not None or flags & F_RARE:
-                    self._after_complete(_RAN_TO_COMPLETION, flags, conts, None)
+                    self._after_complete(_RAN_TO_COMPLETION, flags, conts)
             elif flags & F_UNWRAP and result is not None and _is_task_like(result):
                 if flags & F_COROUTINE:
                     # The coroutine starts on its loop in (a copy of) the task's context.
@@ -815,22 +835,20 @@ class Task(concurrent.futures.Future[T]):
                     # Set before the status is visible, so an early observer can clear it.
                     self._holder = ExceptionHolder(self)
             flags = self._flags
-            waiters = list(self._cf_waiters or ()) if flags & F_RARE else None
         finally:
             self._lock.release()
         self._fn = self._args = self._ctx = None
-        self._after_complete(status, flags, conts, waiters)
+        self._after_complete(status, flags, conts)
         return True
 
-    def _after_complete(
-        self, status: int, flags: int, conts: Any, waiters: list[Any] | None
-    ) -> None:
+    def _after_complete(self, status: int, flags: int, conts: Any) -> None:
         """What follows the final transition, outside the lock, on the completing thread."""
         if flags & F_RARE:
-            if waiters is None:
-                self._lock.acquire()
-                waiters = list(self._cf_waiters or ())
-                self._lock.release()
+            waiters = None
+            cf_lock = self._cf_lock
+            if cf_lock is not None:
+                with cf_lock:  # after the final status: see _condition and the module doc
+                    waiters = list(self._cf_waiters or ())
             self._complete_rare(status, waiters)
         if conts is not None:
             if type(conts) is list:
@@ -1237,7 +1255,7 @@ def _init_task(
     status: int,
 ) -> None:
     """Fill the slots of a new task; attach it to its parent; watch its token."""
-    task._lock = _allocate_lock()
+    task._lock = _STRIPES[id(task) >> 4 & _STRIPE_MASK]
     task._status = status
     task._flags = flags
     task._fn = fn
@@ -1322,7 +1340,7 @@ def start_task(
     """Create and queue a task in one step (``run``, ``start_new``, executors)."""
     # _init_task, inlined: this is the hottest construction path.
     task = _task_new(Task)
-    task._lock = _allocate_lock()
+    task._lock = _STRIPES[id(task) >> 4 & _STRIPE_MASK]
     task._status = _WAITING_TO_RUN
     task._flags = flags
     task._fn = fn
