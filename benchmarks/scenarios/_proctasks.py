@@ -25,3 +25,14 @@ def spin(n: int) -> int:
 def identity(value: Any) -> Any:
     """B7: send a value to a worker and back."""
     return value
+
+
+def quicksort(items: list[int]) -> list[int]:
+    """A pure-Python quicksort: CPU-bound Python work for the parallel sort benchmark."""
+    if len(items) <= 16:
+        return sorted(items)
+    pivot = items[len(items) // 2]
+    lower = [x for x in items if x < pivot]
+    equal = [x for x in items if x == pivot]
+    upper = [x for x in items if x > pivot]
+    return quicksort(lower) + equal + quicksort(upper)
