@@ -36,7 +36,6 @@ import weakref
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures.process import BrokenProcessPool
 from concurrent.futures.thread import BrokenThreadPool
-from types import TracebackType
 from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar
 
 from ._cancellation import CancellationToken
@@ -421,17 +420,6 @@ class ThreadExecutor(concurrent.futures.ThreadPoolExecutor):
         self._threads_finalizer.detach()
         self._threads_pool.shutdown(wait, cancel_futures)
 
-    def __enter__(self) -> ThreadExecutor:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc_val: BaseException | None,
-        exc_tb: TracebackType | None,
-    ) -> None:
-        self.shutdown(wait=True)
-
     def __repr__(self) -> str:
         return (
             f"<{type(self).__name__} {self._thread_name_prefix!r} max_workers={self._max_workers}>"
@@ -654,17 +642,6 @@ class ProcessExecutor(concurrent.futures.Executor):
         self._processes_finalizer.detach()
         self._processes_pool.shutdown(wait, cancel_futures)
 
-    def __enter__(self) -> ProcessExecutor:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc_val: BaseException | None,
-        exc_tb: TracebackType | None,
-    ) -> None:
-        self.shutdown(wait=True)
-
     def __repr__(self) -> str:
         return f"<{type(self).__name__} max_workers={self._max_workers}>"
 
@@ -819,6 +796,3 @@ class HybridExecutor(ThreadExecutor):
         super().shutdown(wait, cancel_futures=cancel_futures)
         if wait:
             self._processes_pool.shutdown(True, False)
-
-    def __enter__(self) -> HybridExecutor:
-        return self
