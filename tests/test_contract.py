@@ -28,6 +28,7 @@ import taskloom as tl
 from taskloom import TaskContinuationOptions as TCO
 from taskloom import TaskCreationOptions as TCR
 from taskloom import TaskStatus as S
+from tests.helpers import HoldingScheduler
 
 #: Bound on every wait that is expected to succeed (a loaded 2-core machine is slow).
 WAIT = 30.0
@@ -85,24 +86,6 @@ def status(task: tl.Task[Any]) -> S:
 
 def boom(message: str = "boom") -> None:
     raise ValueError(message)
-
-
-class HoldingScheduler(tl.TaskScheduler):
-    """Keeps queued tasks until ``release()``: makes ``WAITING_TO_RUN`` observable."""
-
-    def __init__(self) -> None:
-        self.held: list[tl.Task[Any]] = []
-
-    def queue_task(self, task: tl.Task[Any]) -> None:
-        self.held.append(task)
-
-    def try_execute_task_inline(self, task: tl.Task[Any], task_was_previously_queued: bool) -> bool:
-        return False
-
-    def release(self) -> list[bool]:
-        """Run every held task on this thread; whether each one ran."""
-        held, self.held = self.held, []
-        return [self.try_execute_task(t) for t in held]
 
 
 # == statuses and transitions =============================================================

@@ -20,6 +20,7 @@ import trio
 
 import taskloom as tl
 from taskloom import _scheduler
+from tests.helpers import HoldingScheduler
 
 pytestmark = pytest.mark.anyio
 
@@ -464,20 +465,7 @@ async def test_the_token_of_offloaded_work_is_stable() -> None:
     assert not first.is_cancellation_requested
 
 
-class _HoldingScheduler(tl.TaskScheduler):
-    """Queues tasks and runs them only when told to (to catch queued work)."""
-
-    def __init__(self) -> None:
-        self.held: list[tl.Task[Any]] = []
-
-    def queue_task(self, task: tl.Task[Any]) -> None:
-        self.held.append(task)
-
-    def try_execute_task_inline(self, task: tl.Task[Any], task_was_previously_queued: bool) -> bool:
-        return False
-
-    def release(self) -> list[bool]:
-        return [self.try_execute_task(t) for t in self.held]
+_HoldingScheduler = HoldingScheduler
 
 
 @pytest.fixture

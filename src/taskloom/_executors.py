@@ -151,6 +151,14 @@ class _Pool:
         self.scheduler.shutdown(wait)
 
 
+def _bind_kwargs(
+    fn: Callable[..., Any], kwargs: dict[str, Any]
+) -> tuple[Callable[..., Any], dict[str, Any]]:
+    """Check ``fn`` and fold ``kwargs`` into it (before wrapping it for an initializer)."""
+    check_callable(fn)
+    return (functools.partial(fn, **kwargs) if kwargs else fn), {}
+
+
 def _shutdown_collected(pool: _Pool) -> None:
     """Finalizer of an executor collected without ``shutdown``: its workers drain, then exit."""
     pool.shutdown(False, False)
@@ -328,10 +336,7 @@ class _ThreadPool(_Pool):
     ) -> Task[Any]:
         init = self.init
         if init is not None:
-            check_callable(fn)
-            if kwargs:
-                fn = functools.partial(fn, **kwargs)
-                kwargs = {}
+            fn, kwargs = _bind_kwargs(fn, kwargs)
             fn = _Initialized(init, fn)
         return super().submit(fn, args, kwargs)
 
@@ -482,10 +487,7 @@ class _ProcessPool(_Pool):
     ) -> Task[Any]:
         init = self.init
         if init is not None:
-            check_callable(fn)
-            if kwargs:
-                fn = functools.partial(fn, **kwargs)
-                kwargs = {}
+            fn, kwargs = _bind_kwargs(fn, kwargs)
             args = (*init, fn, *args)
             fn = _run_initialized
         task = super().submit(fn, args, kwargs)
